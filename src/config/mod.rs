@@ -1,0 +1,434 @@
+//! Configuration: one YAML file plus `TOKENGATE_...` environment overrides.
+//!
+//! Loading has two stages. [`raw`] parses the YAML (after [`env`] overrides are applied to the
+//! parsed tree) into structs that check shape only; [`validate`] turns those into the typed
+//! [`Config`] the runtime uses, applying defaults. Every error names the field it is about, in
+//! dotted form (`store.redis.connect_timeout`), and the variable when an override set it.
+//! `config/tokengate.yaml` documents every option.
+
+mod env;
+mod raw;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::digest::Pepper;
+use crate::model::TokenKind;
+use crate::token::TokenFormat;
+use raw::{DurationText, RawConfig};
+
+/// The environment variable holding the pepper itself (alternative to `tokens.pepper_file`).
+pub const PEPPER_ENV: &str = "TOKENGATE_PEPPER";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file is not valid YAML: {0}")]
+    Syntax(String),
+    #[error("`{field}`{source_note}: {problem}")]
+    Field { field: String, source_note: String, problem: String },
+}
+
+/// The typed configuration the runtime uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Proxy listener.
+    pub listen: SocketAddr,
+    /// The upstream every authenticated request is forwarded to.
+    pub upstream: url::Url,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub tokens: TokensConfig,
+    /// The roles tokens and principals may hold.
+    pub roles: Vec<String>,
+    pub audit: AuditConfig,
+    pub shutdown: ShutdownConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Embedded(EmbeddedConfig),
+    Redis(RedisConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    pub key_prefix: String,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokensConfig {
+    pub format: TokenFormat,
+    /// The expiry choices offered at creation, in days.
+    pub expiry_days: Vec<u32>,
+    /// Roles a new token gets when the request names none.
+    pub default_roles: Vec<String>,
+    /// Whether revoked tokens may be restored to active.
+    pub allow_restore: bool,
+    pub pepper: Option<Pepper>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub max_events: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ShutdownConfig {
+    /// How long in-flight work may take to finish after a shutdown signal.
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A `tracing` filter directive, e.g. `info` or `tokengate=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// Defaults for everything optional.
+pub mod defaults {
+    pub const LISTEN: &str = "0.0.0.0:8080";
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9091";
+    pub const EMBEDDED_PATH: &str = "data/tokengate.redb";
+    pub const REDIS_KEY_PREFIX: &str = "tokengate";
+    pub const REDIS_CONNECT_TIMEOUT: &str = "1s";
+    pub const REDIS_COMMAND_TIMEOUT: &str = "1s";
+    pub const EXPIRY_DAYS: &[u32] = &[30, 60, 90, 180, 365];
+    pub const ROLES: &[&str] = &["viewer", "developer", "admin"];
+    pub const DEFAULT_ROLES: &[&str] = &["viewer"];
+    pub const AUDIT_MAX_EVENTS: usize = 10_000;
+    pub const DRAIN_TIMEOUT: &str = "30s";
+    pub const LOG_LEVEL: &str = "info";
+}
+
+impl Config {
+    /// Reads and validates the file at `path` with overrides from `env`.
+    pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::from_yaml(&text, env)
+    }
+
+    /// Parses and validates YAML text. Relative file paths resolve against the working directory.
+    pub fn from_yaml(text: &str, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut tree: serde_json::Value =
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let overridden = env::apply(&mut tree, env);
+        let ctx = Ctx { overridden: &overridden };
+        if tree.is_null() {
+            tree = serde_json::Value::Object(Default::default());
+        }
+        let raw: RawConfig = serde_path_to_error::deserialize(tree)
+            .map_err(|e| ctx.error(&e.path().to_string(), e.inner().to_string()))?;
+        validate(raw, env, &ctx)
+    }
+
+    /// A short human summary, for `check-config` and the startup log. Never shows secrets.
+    pub fn summary(&self) -> String {
+        let store = match &self.store {
+            StoreConfig::Embedded(e) => format!("embedded ({})", e.path.display()),
+            StoreConfig::Redis(r) => format!("redis ({}, key prefix {{{}}})", redact_url(&r.url), r.key_prefix),
+        };
+        format!(
+            "listen: {}\nupstream: {}\nadmin.listen: {}\nstore: {store}\nroles: {}\ntoken prefixes: {} (personal), {} (organization)\npepper: {}",
+            self.listen,
+            self.upstream,
+            self.admin.listen,
+            self.roles.join(", "),
+            self.tokens.format.prefix(TokenKind::Personal),
+            self.tokens.format.prefix(TokenKind::Organization),
+            if self.tokens.pepper.is_some() { "configured" } else { "none (plain SHA-256)" },
+        )
+    }
+}
+
+/// Hides the password of a `redis://user:password@host` URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable url>".to_string(),
+    }
+}
+
+/// Error context: which fields came from which environment variable.
+struct Ctx<'a> {
+    overridden: &'a BTreeMap<String, String>,
+}
+
+impl Ctx<'_> {
+    fn error(&self, field: &str, problem: impl Into<String>) -> ConfigError {
+        // The override that set this field, a parent of it, or something inside it.
+        let related = |path: &str| {
+            let nested = |outer: &str, inner: &str| {
+                inner == outer || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with(['.', '[']))
+            };
+            nested(path, field) || nested(field, path)
+        };
+        let var = self.overridden.iter().find(|(path, _)| related(path)).map(|(_, v)| v);
+        ConfigError::Field {
+            field: field.to_string(),
+            source_note: var.map(|v| format!(" (set by {v})")).unwrap_or_default(),
+            problem: problem.into(),
+        }
+    }
+
+    fn addr(&self, field: &str, value: Option<String>, default: &str) -> Result<SocketAddr, ConfigError> {
+        let value = value.unwrap_or_else(|| default.to_string());
+        value.parse().map_err(|_| {
+            self.error(field, format!("invalid socket address {value:?}: expected IP:port, e.g. {default}"))
+        })
+    }
+
+    fn duration(&self, field: &str, value: Option<DurationText>, default: &str) -> Result<Duration, ConfigError> {
+        let value = value.map_or_else(|| default.to_string(), |d| d.0);
+        let d = humantime::parse_duration(&value).map_err(|e| {
+            self.error(field, format!("invalid duration {value:?} ({e}): expected e.g. 500ms, 30s, 5m"))
+        })?;
+        if d.is_zero() {
+            return Err(self.error(field, "must be greater than zero"));
+        }
+        Ok(d)
+    }
+
+    fn roles(&self, field: &str, roles: &[String], known: &[String]) -> Result<Vec<String>, ConfigError> {
+        let mut out: Vec<String> = Vec::with_capacity(roles.len());
+        for (i, r) in roles.iter().enumerate() {
+            if !known.contains(r) {
+                return Err(self.error(
+                    &format!("{field}[{i}]"),
+                    format!("unknown role {r:?} (configured roles: {})", known.join(", ")),
+                ));
+            }
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn valid_role_name(r: &str) -> bool {
+    let b = r.as_bytes();
+    (1..=32).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'_'))
+}
+
+fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result<Config, ConfigError> {
+    let listen = ctx.addr("listen", raw.listen, defaults::LISTEN)?;
+
+    let upstream_raw = raw.upstream.ok_or_else(|| ctx.error("upstream", "required: the URL to forward requests to"))?;
+    let upstream = url::Url::parse(&upstream_raw)
+        .map_err(|e| ctx.error("upstream", format!("invalid URL {upstream_raw:?}: {e}")))?;
+    if !matches!(upstream.scheme(), "http" | "https") || upstream.host().is_none() {
+        return Err(ctx.error("upstream", format!("{upstream_raw:?} must be an http:// or https:// URL with a host")));
+    }
+
+    let admin = raw.admin.unwrap_or_default();
+    let admin = AdminConfig { listen: ctx.addr("admin.listen", admin.listen, defaults::ADMIN_LISTEN)? };
+    if admin.listen == listen {
+        return Err(ctx.error("admin.listen", format!("must differ from `listen` ({listen})")));
+    }
+
+    let store = validate_store(raw.store.unwrap_or_default(), ctx)?;
+
+    let roles = raw.roles.unwrap_or_else(|| defaults::ROLES.iter().map(|r| r.to_string()).collect());
+    if roles.is_empty() {
+        return Err(ctx.error("roles", "must list at least one role"));
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in roles.iter().enumerate() {
+        if !valid_role_name(r) {
+            return Err(ctx.error(
+                &format!("roles[{i}]"),
+                format!("invalid role name {r:?}: 1-32 lowercase letters, digits, '-' or '_', starting with a letter"),
+            ));
+        }
+        if !seen.insert(r) {
+            return Err(ctx.error(&format!("roles[{i}]"), format!("duplicate role {r:?}")));
+        }
+    }
+
+    let tokens = validate_tokens(raw.tokens.unwrap_or_default(), &roles, env, ctx)?;
+
+    let max_events = raw.audit.unwrap_or_default().max_events.unwrap_or(defaults::AUDIT_MAX_EVENTS);
+    if !(1..=10_000_000).contains(&max_events) {
+        return Err(ctx.error("audit.max_events", "must be between 1 and 10000000"));
+    }
+
+    let shutdown = raw.shutdown.unwrap_or_default();
+    let shutdown = ShutdownConfig {
+        drain_timeout: ctx.duration("shutdown.drain_timeout", shutdown.drain_timeout, defaults::DRAIN_TIMEOUT)?,
+    };
+
+    let log = raw.log.unwrap_or_default();
+    let level = log.level.unwrap_or_else(|| defaults::LOG_LEVEL.to_string());
+    if tracing_subscriber::EnvFilter::builder().parse(&level).is_err() {
+        return Err(
+            ctx.error("log.level", format!("invalid filter {level:?}: expected e.g. info, debug, tokengate=debug"))
+        );
+    }
+    let format = match log.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => return Err(ctx.error("log.format", format!("{other:?} is not one of: text, json"))),
+    };
+
+    Ok(Config {
+        listen,
+        upstream,
+        admin,
+        store,
+        tokens,
+        roles,
+        audit: AuditConfig { max_events },
+        shutdown,
+        log: LogConfig { level, format },
+    })
+}
+
+fn validate_store(raw: raw::RawStore, ctx: &Ctx) -> Result<StoreConfig, ConfigError> {
+    match (raw.embedded, raw.redis) {
+        (Some(_), Some(_)) => Err(ctx.error("store", "set either `store.embedded` or `store.redis`, not both")),
+        (_, Some(r)) => {
+            let url = r.url.ok_or_else(|| ctx.error("store.redis.url", "required when `store.redis` is set"))?;
+            if let Err(e) = redis::Client::open(url.as_str()) {
+                return Err(ctx.error("store.redis.url", format!("invalid Redis URL {}: {e}", redact_url(&url))));
+            }
+            let key_prefix = r.key_prefix.unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_string());
+            let ok = (1..=64).contains(&key_prefix.len())
+                && key_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+            if !ok {
+                return Err(ctx.error(
+                    "store.redis.key_prefix",
+                    format!("invalid prefix {key_prefix:?}: 1-64 letters, digits, '-', '_', '.' or ':'"),
+                ));
+            }
+            Ok(StoreConfig::Redis(RedisConfig {
+                url,
+                key_prefix,
+                connect_timeout: ctx.duration(
+                    "store.redis.connect_timeout",
+                    r.connect_timeout,
+                    defaults::REDIS_CONNECT_TIMEOUT,
+                )?,
+                command_timeout: ctx.duration(
+                    "store.redis.command_timeout",
+                    r.command_timeout,
+                    defaults::REDIS_COMMAND_TIMEOUT,
+                )?,
+            }))
+        }
+        (embedded, None) => {
+            let path = embedded.and_then(|e| e.path).unwrap_or_else(|| defaults::EMBEDDED_PATH.to_string());
+            if path.trim().is_empty() {
+                return Err(ctx.error("store.embedded.path", "must not be empty"));
+            }
+            Ok(StoreConfig::Embedded(EmbeddedConfig { path: PathBuf::from(path) }))
+        }
+    }
+}
+
+fn validate_tokens(
+    raw: raw::RawTokens,
+    roles: &[String],
+    env: &BTreeMap<String, String>,
+    ctx: &Ctx,
+) -> Result<TokensConfig, ConfigError> {
+    let personal = raw.personal_prefix.unwrap_or_else(|| "tgp".into());
+    let organization = raw.organization_prefix.unwrap_or_else(|| "tgo".into());
+    let format = TokenFormat::new(&personal, &organization).map_err(|(kind, e)| {
+        let field = match kind {
+            TokenKind::Personal => "tokens.personal_prefix",
+            TokenKind::Organization => "tokens.organization_prefix",
+        };
+        ctx.error(field, e.to_string())
+    })?;
+
+    let expiry_days = raw.expiry_days.unwrap_or_else(|| defaults::EXPIRY_DAYS.to_vec());
+    if expiry_days.is_empty() {
+        return Err(ctx.error("tokens.expiry_days", "must offer at least one choice"));
+    }
+    for (i, d) in expiry_days.iter().enumerate() {
+        if !(1..=3650).contains(d) {
+            return Err(ctx.error(&format!("tokens.expiry_days[{i}]"), format!("{d} is outside 1..=3650 days")));
+        }
+        if expiry_days[..i].contains(d) {
+            return Err(ctx.error(&format!("tokens.expiry_days[{i}]"), format!("duplicate choice {d}")));
+        }
+    }
+
+    let default_roles = raw.default_roles.unwrap_or_else(|| {
+        defaults::DEFAULT_ROLES.iter().map(|r| r.to_string()).filter(|r| roles.contains(r)).collect()
+    });
+    let default_roles = ctx.roles("tokens.default_roles", &default_roles, roles)?;
+
+    let pepper_bytes = match (env.get(PEPPER_ENV), raw.pepper_file) {
+        (Some(_), Some(_)) => {
+            return Err(
+                ctx.error("tokens.pepper_file", format!("set either {PEPPER_ENV} or `tokens.pepper_file`, not both"))
+            );
+        }
+        (Some(v), None) => Some((PEPPER_ENV.to_string(), v.clone().into_bytes())),
+        (None, Some(file)) => {
+            let mut bytes = std::fs::read(&file)
+                .map_err(|e| ctx.error("tokens.pepper_file", format!("cannot read {file}: {e}")))?;
+            while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                bytes.pop();
+            }
+            Some(("tokens.pepper_file".to_string(), bytes))
+        }
+        (None, None) => None,
+    };
+    let pepper = match pepper_bytes {
+        None => None,
+        Some((source, bytes)) => Some(Pepper::new(bytes).ok_or_else(|| {
+            ctx.error(
+                "tokens.pepper_file",
+                format!("the pepper from {source} must be at least {} bytes", Pepper::MIN_LEN),
+            )
+        })?),
+    };
+
+    Ok(TokensConfig { format, expiry_days, default_roles, allow_restore: raw.allow_restore.unwrap_or(false), pepper })
+}

@@ -1,0 +1,107 @@
+//! Stage one of config loading: the YAML shape, exactly as written.
+//!
+//! Every struct denies unknown fields and every field is optional, so that parsing only checks
+//! shape; defaults and value checks belong to `validate()` in `config/mod.rs`, which knows the
+//! field paths to name in its errors. Addresses, URLs and durations stay strings here for the
+//! same reason.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub admin: Option<RawAdmin>,
+    pub store: Option<RawStore>,
+    pub tokens: Option<RawTokens>,
+    pub roles: Option<Vec<String>>,
+    pub audit: Option<RawAudit>,
+    pub shutdown: Option<RawShutdown>,
+    pub log: Option<RawLog>,
+}
+
+impl RawConfig {
+    /// The top-level keys, which environment overrides may address.
+    pub const KEYS: &'static [&'static str] =
+        &["listen", "upstream", "admin", "store", "tokens", "roles", "audit", "shutdown", "log"];
+}
+
+/// Duration text such as `30s`. A bare YAML number is kept as text too, so that validation can
+/// say which unit is missing instead of reporting a type error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationText(pub String);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            S(String),
+            N(serde_json::Number),
+        }
+        match Text::deserialize(d) {
+            Ok(Text::S(s)) => Ok(Self(s)),
+            Ok(Text::N(n)) => Ok(Self(n.to_string())),
+            Err(_) => Err(serde::de::Error::custom("expected a duration such as 500ms, 30s or 5m")),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub embedded: Option<RawEmbedded>,
+    pub redis: Option<RawRedis>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmbedded {
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub url: Option<String>,
+    pub key_prefix: Option<String>,
+    pub connect_timeout: Option<DurationText>,
+    pub command_timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokens {
+    pub personal_prefix: Option<String>,
+    pub organization_prefix: Option<String>,
+    pub expiry_days: Option<Vec<u32>>,
+    pub default_roles: Option<Vec<String>>,
+    pub allow_restore: Option<bool>,
+    pub pepper_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub max_events: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShutdown {
+    pub drain_timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<String>,
+    pub format: Option<String>,
+}

@@ -1,0 +1,505 @@
+//! The Redis backend, for production and for several replicas sharing one store.
+//!
+//! # Key schema
+//!
+//! Every key carries the hash tag `{<prefix>}` (default prefix `tokengate`), so all of one
+//! deployment's keys live in one slot and the multi-key scripts below stay atomic on Redis
+//! Cluster too.
+//!
+//! | key                          | type   | content                                                        |
+//! |------------------------------|--------|----------------------------------------------------------------|
+//! | `{p}:tok:<id>`               | hash   | `rec` record JSON as created; `st` status; `lu` last used (Unix ms), `lf` last-used client address |
+//! | `{p}:idx`                    | zset   | every token's index key (`<created ms, 15 digits><id>`), all scores 0, walked with `ZRANGE … BYLEX REV` |
+//! | `{p}:own:<owner>`            | zset   | the same index keys, for one owner                             |
+//! | `{p}:retired`                | set    | ids of deleted tokens: never issued again                       |
+//! | `{p}:pr:<principal id>`      | string | principal JSON                                                  |
+//! | `{p}:audit`                  | list   | audit event JSON, newest first, trimmed to `audit.max_events`  |
+//! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
+//!
+//! `st`, `lu` and `lf` take precedence over the same fields inside `rec`. Creation, transitions
+//! and deletion are Lua scripts (`src/store/lua/`) that check, write, append the audit event and
+//! publish the invalidation in one atomic step.
+//!
+//! The command connection is a [`ConnectionManager`] created lazily, so tokengate starts while
+//! Redis is down and reconnects by itself. The invalidation subscription runs on its own
+//! connection in a background task that pings it, resubscribes after any failure and emits
+//! [`Invalidation::All`] whenever messages may have been missed. The task stops when the store
+//! is dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use tokio::sync::broadcast;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::index::Cursor;
+use super::{Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, Page, StoreError, StoreOptions, TokenStore};
+use crate::clock::Timestamp;
+use crate::config::RedisConfig;
+use crate::model::{Action, AuditAction, AuditEvent, Principal, Token, TokenStatus, TransitionError};
+use crate::token::TokenId;
+
+/// How often the subscription connection is pinged to detect a dead peer.
+const SUBSCRIPTION_PING: Duration = Duration::from_secs(5);
+/// Largest backoff between resubscription attempts.
+const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
+/// Tokens per last-used script call.
+const LAST_USED_CHUNK: usize = 500;
+
+/// A cheap-to-clone handle to the Redis store.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    keys: Keys,
+    options: StoreOptions,
+    events: broadcast::Sender<Invalidation>,
+    connected: Arc<AtomicBool>,
+    scripts: Scripts,
+    _stop_subscription: DropGuard,
+}
+
+struct Scripts {
+    create: Script,
+    transition: Script,
+    delete: Script,
+    last_used: Script,
+}
+
+/// Key names for one prefix.
+struct Keys {
+    tag: String,
+}
+
+impl Keys {
+    fn token(&self, id: &TokenId) -> String {
+        format!("{}:tok:{id}", self.tag)
+    }
+    fn index(&self) -> String {
+        format!("{}:idx", self.tag)
+    }
+    fn owner_index(&self, owner: &str) -> String {
+        format!("{}:own:{owner}", self.tag)
+    }
+    fn retired(&self) -> String {
+        format!("{}:retired", self.tag)
+    }
+    fn principal(&self, id: &str) -> String {
+        format!("{}:pr:{id}", self.tag)
+    }
+    fn audit(&self) -> String {
+        format!("{}:audit", self.tag)
+    }
+    fn channel(&self) -> String {
+        format!("{}:inval", self.tag)
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl RedisStore {
+    /// Creates the store without connecting: the first command connects, and the subscription
+    /// task keeps retrying in the background. Must be called inside a tokio runtime.
+    pub fn open(config: &RedisConfig, options: StoreOptions) -> Result<Self, StoreError> {
+        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.command_timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config).map_err(unavailable)?;
+        let keys = Keys { tag: format!("{{{}}}", config.key_prefix) };
+        let (events, _) = broadcast::channel(1024);
+        let connected = Arc::new(AtomicBool::new(false));
+        let stop = CancellationToken::new();
+        tokio::spawn(subscribe_forever(
+            client,
+            keys.channel(),
+            events.clone(),
+            connected.clone(),
+            config.connect_timeout,
+            stop.clone(),
+        ));
+        let scripts = Scripts {
+            create: Script::new(include_str!("lua/create.lua")),
+            transition: Script::new(include_str!("lua/transition.lua")),
+            delete: Script::new(include_str!("lua/delete.lua")),
+            last_used: Script::new(include_str!("lua/last_used.lua")),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                keys,
+                options,
+                events,
+                connected,
+                scripts,
+                _stop_subscription: stop.drop_guard(),
+            }),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    async fn fetch_many(&self, ids: &[TokenId]) -> Result<Vec<Option<Token>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HMGET").arg(self.inner.keys.token(id)).arg(&["rec", "st", "lu", "lf"]);
+        }
+        let rows: Vec<TokenFields> = pipe.query_async(&mut self.conn()).await.map_err(unavailable)?;
+        rows.into_iter().map(token_from_fields).collect()
+    }
+
+    /// The audit event JSON for `action` on `id`, without its closing brace, token name and owner
+    /// (the transition script appends those from the stored record).
+    fn event_head(id: &TokenId, actor: &str, action: AuditAction) -> String {
+        #[derive(serde::Serialize)]
+        struct Head<'a> {
+            at: Timestamp,
+            actor: &'a str,
+            action: AuditAction,
+            token_id: &'a TokenId,
+        }
+        let mut json = serde_json::to_string(&Head { at: Timestamp::now(), actor, action, token_id: id })
+            .expect("audit head serializes");
+        json.pop();
+        json
+    }
+}
+
+/// `HMGET rec st lu lf` of one token hash.
+type TokenFields = (Option<String>, Option<String>, Option<u64>, Option<String>);
+
+fn token_from_fields(fields: TokenFields) -> Result<Option<Token>, StoreError> {
+    let (Some(rec), Some(st), lu, lf) = fields else { return Ok(None) };
+    let mut token: Token = serde_json::from_str(&rec).map_err(corrupt)?;
+    token.status = TokenStatus::parse(&st).ok_or_else(|| corrupt(format!("status {st:?}")))?;
+    token.last_used_at = lu.map(Timestamp);
+    token.last_used_from = lf.filter(|s| !s.is_empty());
+    Ok(Some(token))
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING").query_async::<()>(&mut self.conn()).await.map_err(unavailable)
+    }
+
+    async fn create(&self, token: &Token, actor: &str) -> Result<(), StoreError> {
+        let k = &self.inner.keys;
+        let index_key = Cursor::new(token.created_at, &token.id);
+        let record = serde_json::to_string(token).expect("token serializes");
+        let event =
+            serde_json::to_string(&AuditEvent::now(token, actor, AuditAction::Create)).expect("event serializes");
+        let created: i64 = self
+            .inner
+            .scripts
+            .create
+            .key(k.token(&token.id))
+            .key(k.index())
+            .key(k.owner_index(&token.owner))
+            .key(k.retired())
+            .key(k.audit())
+            .arg(token.id.as_str())
+            .arg(record)
+            .arg(token.status.as_str())
+            .arg(index_key.as_str())
+            .arg(event)
+            .arg(self.inner.options.audit_limit)
+            .arg(k.channel())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        if created == 1 { Ok(()) } else { Err(StoreError::IdTaken) }
+    }
+
+    async fn get(&self, id: &TokenId) -> Result<Option<Token>, StoreError> {
+        let fields: TokenFields = redis::cmd("HMGET")
+            .arg(self.inner.keys.token(id))
+            .arg(&["rec", "st", "lu", "lf"])
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        token_from_fields(fields)
+    }
+
+    async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        let index = match &q.owner {
+            Some(owner) => self.inner.keys.owner_index(owner),
+            None => self.inner.keys.index(),
+        };
+        let limit = q.page_size();
+        let mut page = Page::default();
+        let mut upper = q.cursor.map_or_else(|| "+".to_string(), |c| format!("({c}"));
+        let mut scanned = 0;
+        while scanned < LIST_SCAN_BUDGET {
+            let batch = (LIST_SCAN_BUDGET - scanned).min(limit.max(100));
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&index)
+                .arg(&upper)
+                .arg("-")
+                .arg("BYLEX")
+                .arg("REV")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(batch)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            let cursors = members
+                .iter()
+                .map(|m| Cursor::parse(m).ok_or_else(|| corrupt(format!("index member {m:?}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ids: Vec<TokenId> = cursors.iter().map(Cursor::id).collect();
+            let tokens = self.fetch_many(&ids).await?;
+            for (cursor, token) in cursors.iter().zip(tokens) {
+                scanned += 1;
+                if let Some(token) = token.filter(|t| q.matches(t)) {
+                    page.tokens.push(token);
+                }
+                if page.tokens.len() == limit || scanned == LIST_SCAN_BUDGET {
+                    page.next_cursor = Some(*cursor);
+                    return Ok(page);
+                }
+            }
+            match cursors.last() {
+                Some(last) if cursors.len() == batch => upper = format!("({last}"),
+                _ => return Ok(page),
+            }
+        }
+        Ok(page)
+    }
+
+    async fn transition(&self, id: &TokenId, action: Action, actor: &str) -> Result<Token, StoreError> {
+        if action == Action::Restore && !self.inner.options.allow_restore {
+            return Err(TransitionError::RestoreDisabled.into());
+        }
+        let k = &self.inner.keys;
+        let sources: String = action.sources().iter().fold(",".to_string(), |s, st| s + st.as_str() + ",");
+        let outcome: Vec<String> = self
+            .inner
+            .scripts
+            .transition
+            .key(k.token(id))
+            .key(k.audit())
+            .arg(action.target().as_str())
+            .arg(sources)
+            .arg(Self::event_head(id, actor, action.into()))
+            .arg(self.inner.options.audit_limit)
+            .arg(k.channel())
+            .arg(Invalidation::Token(*id).encode())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        match outcome.first().map(String::as_str) {
+            Some("ok" | "same") => self.get(id).await?.ok_or(StoreError::NotFound),
+            Some("missing") => Err(StoreError::NotFound),
+            Some("conflict") => {
+                let from = outcome.get(1).and_then(|s| TokenStatus::parse(s)).ok_or_else(|| corrupt("status"))?;
+                Err(action.apply(from).expect_err("the script refused this transition").into())
+            }
+            _ => Err(corrupt(format!("transition script answered {outcome:?}"))),
+        }
+    }
+
+    async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
+        let token = self.get(id).await?.ok_or(StoreError::NotFound)?;
+        if token.status != TokenStatus::Revoked {
+            return Err(StoreError::NotRevoked(token.status.as_str()));
+        }
+        let k = &self.inner.keys;
+        let event =
+            serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Delete)).expect("event serializes");
+        let outcome: Vec<String> = self
+            .inner
+            .scripts
+            .delete
+            .key(k.token(id))
+            .key(k.index())
+            .key(k.owner_index(&token.owner))
+            .key(k.retired())
+            .key(k.audit())
+            .arg(id.as_str())
+            .arg(Cursor::new(token.created_at, id).as_str())
+            .arg(event)
+            .arg(self.inner.options.audit_limit)
+            .arg(k.channel())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        match outcome.first().map(String::as_str) {
+            Some("ok") => Ok(token),
+            Some("missing") => Err(StoreError::NotFound),
+            Some("conflict") => {
+                let st = outcome.get(1).and_then(|s| TokenStatus::parse(s)).ok_or_else(|| corrupt("status"))?;
+                Err(StoreError::NotRevoked(st.as_str()))
+            }
+            _ => Err(corrupt(format!("delete script answered {outcome:?}"))),
+        }
+    }
+
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<usize, StoreError> {
+        let mut moved = 0;
+        for chunk in uses.chunks(LAST_USED_CHUNK) {
+            let mut call = self.inner.scripts.last_used.prepare_invoke();
+            for u in chunk {
+                call.key(self.inner.keys.token(&u.id));
+                call.arg(u.at.millis());
+                call.arg(u.from.map(|ip| ip.to_string()).unwrap_or_default());
+            }
+            let n: usize = call.invoke_async(&mut self.conn()).await.map_err(unavailable)?;
+            moved += n;
+        }
+        Ok(moved)
+    }
+
+    async fn put_principal(&self, principal: &Principal) -> Result<(), StoreError> {
+        let json = serde_json::to_string(principal).expect("principal serializes");
+        redis::pipe()
+            .atomic()
+            .set(self.inner.keys.principal(&principal.id), json)
+            .ignore()
+            .publish(self.inner.keys.channel(), Invalidation::Principal(principal.id.clone()).encode())
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn get_principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
+        let json: Option<String> = self.conn().get(self.inner.keys.principal(id)).await.map_err(unavailable)?;
+        json.map(|j| serde_json::from_str(&j).map_err(corrupt)).transpose()
+    }
+
+    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
+        let (deleted,): (i64,) = redis::pipe()
+            .atomic()
+            .del(self.inner.keys.principal(id))
+            .publish(self.inner.keys.channel(), Invalidation::Principal(id.to_string()).encode())
+            .ignore()
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(deleted == 1)
+    }
+
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<String> =
+            self.conn().lrange(self.inner.keys.audit(), 0, limit as isize - 1).await.map_err(unavailable)?;
+        rows.iter().map(|r| serde_json::from_str(r).map_err(corrupt)).collect()
+    }
+
+    fn invalidations(&self) -> broadcast::Receiver<Invalidation> {
+        self.inner.events.subscribe()
+    }
+
+    fn invalidations_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Relaxed)
+    }
+}
+
+/// Keeps one pub/sub subscription to `channel` alive until `stop` is cancelled.
+async fn subscribe_forever(
+    client: redis::Client,
+    channel: String,
+    events: broadcast::Sender<Invalidation>,
+    connected: Arc<AtomicBool>,
+    connect_timeout: Duration,
+    stop: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(50);
+    while !stop.is_cancelled() {
+        let subscribe = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = tokio::time::timeout(connect_timeout, subscribe) => r,
+        };
+        match pubsub {
+            Ok(Ok(pubsub)) => {
+                delay = Duration::from_millis(50);
+                connected.store(true, Ordering::Relaxed);
+                tracing::info!(%channel, "invalidation subscription established");
+                // Anything published while we were not subscribed is lost: start clean.
+                let _ = events.send(Invalidation::All);
+                let reason = pump(pubsub, &events, &stop).await;
+                connected.store(false, Ordering::Relaxed);
+                let _ = events.send(Invalidation::All);
+                if stop.is_cancelled() {
+                    return;
+                }
+                tracing::warn!(%channel, %reason, "invalidation subscription lost; resubscribing");
+            }
+            Ok(Err(e)) => tracing::warn!(%channel, error = %e, "cannot subscribe to invalidations"),
+            Err(_) => tracing::warn!(%channel, "subscribing to invalidations timed out"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(MAX_RESUBSCRIBE_DELAY);
+    }
+}
+
+/// Forwards messages until the connection fails, a ping goes unanswered or `stop` fires.
+async fn pump(
+    pubsub: redis::aio::PubSub,
+    events: &broadcast::Sender<Invalidation>,
+    stop: &CancellationToken,
+) -> String {
+    let (mut sink, mut stream) = pubsub.split();
+    let mut ping = tokio::time::interval(SUBSCRIPTION_PING);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return "stopping".into(),
+            msg = stream.next() => match msg {
+                Some(msg) => {
+                    let payload: String = msg.get_payload().unwrap_or_default();
+                    match Invalidation::decode(&payload) {
+                        Some(inv) => { let _ = events.send(inv); }
+                        None => tracing::warn!(payload = %payload.escape_debug(), "ignoring malformed invalidation message"),
+                    }
+                }
+                None => return "connection closed".into(),
+            },
+            _ = ping.tick() => {
+                match tokio::time::timeout(SUBSCRIPTION_PING, sink.ping::<String>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return format!("ping failed: {e}"),
+                    Err(_) => return "ping timed out".into(),
+                }
+            }
+        }
+    }
+}

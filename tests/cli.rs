@@ -1,0 +1,100 @@
+//! The `tokengate` binary: `check-config` exit codes and messages, and `serve` stopping cleanly
+//! on SIGTERM and Ctrl-C.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tokengate() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tokengate"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+#[test]
+fn check_config_accepts_the_shipped_config_and_prints_a_summary() {
+    let out = tokengate().args(["check-config", "--config", "config/tokengate.yaml"]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("OK") && stdout.contains("store: embedded"), "{stdout}");
+}
+
+#[test]
+fn check_config_names_the_field_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    std::fs::write(&file, "upstream: http://127.0.0.1:3000\nadmin:\n  listen: nowhere\n").unwrap();
+    let out = tokengate().args(["check-config", "--config"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("`admin.listen`: invalid socket address \"nowhere\""), "{stderr}");
+
+    let out = tokengate().args(["check-config", "--config", "/nonexistent.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("cannot read config file"));
+}
+
+#[test]
+fn check_config_applies_environment_overrides() {
+    let out = tokengate()
+        .args(["check-config", "--config", "config/minimal.yaml"])
+        .env("TOKENGATE_ROLES", "[viewer, ops]")
+        .env("TOKENGATE_TOKENS__DEFAULT_ROLES", "[ops, root]")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("`tokens.default_roles[1]` (set by TOKENGATE_TOKENS__DEFAULT_ROLES): unknown role"),
+        "{stderr}"
+    );
+}
+
+fn start_serve(dir: &std::path::Path) -> Child {
+    let config = dir.join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream: http://127.0.0.1:3000\nstore:\n  embedded:\n    path: {}\n",
+            dir.join("db/t.redb").display()
+        ),
+    )
+    .unwrap();
+    tokengate().args(["serve", "--config"]).arg(&config).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+fn stop_with(signal: &str, mut child: Child) -> String {
+    // Wait until it says it has started, then signal it.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut logs = String::new();
+    while !logs.contains("tokengate started") {
+        assert!(stderr.read_line(&mut logs).unwrap() > 0, "serve exited before starting: {logs}");
+    }
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop within 10 s of {signal}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stderr.read_to_string(&mut logs).unwrap();
+    logs
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = stop_with("-TERM", start_serve(dir.path()));
+    assert!(logs.contains("received SIGTERM") && logs.contains("tokengate stopped"), "{logs}");
+}
+
+#[test]
+fn serve_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = stop_with("-INT", start_serve(dir.path()));
+    assert!(logs.contains("received Ctrl-C"), "{logs}");
+}

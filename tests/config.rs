@@ -1,0 +1,189 @@
+//! Config validation: each kind of bad config is refused with a message naming the field.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokengate::config::{Config, ConfigError, LogFormat, StoreConfig};
+
+const BASE: &str = "upstream: http://127.0.0.1:3000\n";
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn load(yaml: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml(yaml, &BTreeMap::new())
+}
+
+/// Asserts that `yaml` is refused for `field`, with `problem` in the message.
+fn refused(yaml: &str, field: &str, problem: &str) {
+    refused_with_env(yaml, &[], field, problem);
+}
+
+fn refused_with_env(yaml: &str, vars: &[(&str, &str)], field: &str, problem: &str) {
+    let err = Config::from_yaml(yaml, &env(vars)).expect_err("config must be refused").to_string();
+    assert!(err.starts_with(&format!("`{field}`")), "error should name `{field}`: {err}");
+    assert!(err.contains(problem), "error should mention {problem:?}: {err}");
+}
+
+#[test]
+fn the_shipped_configs_are_valid() {
+    for file in ["config/tokengate.yaml", "config/minimal.yaml", "config/redis.yaml"] {
+        let c = Config::load(file.as_ref(), &BTreeMap::new()).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(c.upstream.as_str(), "http://127.0.0.1:3000/");
+    }
+}
+
+#[test]
+fn defaults_match_the_documentation() {
+    let c = load(BASE).unwrap();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9091");
+    assert!(matches!(&c.store, StoreConfig::Embedded(e) if e.path.ends_with("data/tokengate.redb")));
+    assert_eq!(c.tokens.expiry_days, vec![30, 60, 90, 180, 365]);
+    assert_eq!(c.roles, vec!["viewer", "developer", "admin"]);
+    assert_eq!(c.tokens.default_roles, vec!["viewer"]);
+    assert!(!c.tokens.allow_restore);
+    assert!(c.tokens.pepper.is_none());
+    assert_eq!(c.audit.max_events, 10_000);
+    assert_eq!(c.shutdown.drain_timeout, Duration::from_secs(30));
+    assert_eq!(c.log.format, LogFormat::Text);
+}
+
+#[test]
+fn redis_store_and_environment_overrides() {
+    let c = Config::from_yaml(
+        "upstream: http://u:1\nstore:\n  redis:\n    url: redis://:hunter2@10.0.0.1:6380/2\n",
+        &env(&[("TOKENGATE_STORE__REDIS__COMMAND_TIMEOUT", "250ms"), ("TOKENGATE_LISTEN", "127.0.0.1:18080")]),
+    )
+    .unwrap();
+    let StoreConfig::Redis(r) = &c.store else { panic!("redis expected") };
+    assert_eq!(r.command_timeout, Duration::from_millis(250));
+    assert_eq!(r.key_prefix, "tokengate");
+    assert_eq!(c.listen.to_string(), "127.0.0.1:18080");
+    // The password never shows in the summary or in Debug output.
+    assert!(!c.summary().contains("hunter2"), "{}", c.summary());
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn unknown_field_at_the_top_level() {
+    refused(&format!("{BASE}listn: 0.0.0.0:1\n"), "listn", "unknown field");
+}
+
+#[test]
+fn unknown_nested_field() {
+    refused(
+        &format!("{BASE}store:\n  redis:\n    url: redis://h\n    pasword: x\n"),
+        "store.redis.pasword",
+        "unknown field",
+    );
+    refused(&format!("{BASE}tokens:\n  expiry: [30]\n"), "tokens.expiry", "unknown field");
+}
+
+#[test]
+fn bad_address() {
+    refused(&format!("{BASE}listen: localhost\n"), "listen", "invalid socket address");
+    refused(&format!("{BASE}admin:\n  listen: 127.0.0.1:99999\n"), "admin.listen", "invalid socket address");
+    refused(
+        &format!("{BASE}listen: 127.0.0.1:9000\nadmin:\n  listen: 127.0.0.1:9000\n"),
+        "admin.listen",
+        "must differ",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let redis = "store:\n  redis:\n    url: redis://h\n";
+    refused(&format!("{BASE}{redis}    connect_timeout: soon\n"), "store.redis.connect_timeout", "invalid duration");
+    refused(&format!("{BASE}{redis}    command_timeout: 0s\n"), "store.redis.command_timeout", "greater than zero");
+    refused(&format!("{BASE}shutdown:\n  drain_timeout: 30\n"), "shutdown.drain_timeout", "invalid duration");
+}
+
+#[test]
+fn unknown_role() {
+    refused(
+        &format!("{BASE}tokens:\n  default_roles: [viewer, superuser]\n"),
+        "tokens.default_roles[1]",
+        "unknown role \"superuser\"",
+    );
+    refused(&format!("{BASE}roles: [viewer, Admin]\n"), "roles[1]", "invalid role name");
+    refused(&format!("{BASE}roles: [viewer, viewer]\n"), "roles[1]", "duplicate role");
+    refused(&format!("{BASE}roles: []\n"), "roles", "at least one");
+}
+
+#[test]
+fn bad_or_missing_upstream() {
+    refused("listen: 0.0.0.0:1\n", "upstream", "required");
+    refused("upstream: not a url\n", "upstream", "invalid URL");
+    refused("upstream: ftp://files.example\n", "upstream", "http:// or https://");
+}
+
+#[test]
+fn bad_store() {
+    refused(&format!("{BASE}store:\n  embedded: {{}}\n  redis:\n    url: redis://h\n"), "store", "not both");
+    refused(&format!("{BASE}store:\n  redis: {{}}\n"), "store.redis.url", "required");
+    refused(&format!("{BASE}store:\n  redis:\n    url: http://h\n"), "store.redis.url", "invalid Redis URL");
+    refused(
+        &format!("{BASE}store:\n  redis:\n    url: redis://h\n    key_prefix: 'a{{b}}'\n"),
+        "store.redis.key_prefix",
+        "invalid prefix",
+    );
+    refused(&format!("{BASE}store:\n  embedded:\n    path: ''\n"), "store.embedded.path", "must not be empty");
+}
+
+#[test]
+fn bad_token_settings() {
+    refused(&format!("{BASE}tokens:\n  personal_prefix: TG\n"), "tokens.personal_prefix", "lowercase");
+    refused(&format!("{BASE}tokens:\n  organization_prefix: tgp\n"), "tokens.organization_prefix", "must differ");
+    refused(&format!("{BASE}tokens:\n  expiry_days: [30, 0]\n"), "tokens.expiry_days[1]", "outside");
+    refused(&format!("{BASE}tokens:\n  expiry_days: [30, 30]\n"), "tokens.expiry_days[1]", "duplicate");
+    refused(&format!("{BASE}tokens:\n  expiry_days: []\n"), "tokens.expiry_days", "at least one");
+    refused(&format!("{BASE}tokens:\n  expiry_days: [-5]\n"), "tokens.expiry_days[0]", "invalid value");
+}
+
+#[test]
+fn wrong_value_type() {
+    refused(&format!("{BASE}audit:\n  max_events: many\n"), "audit.max_events", "invalid type");
+    refused(&format!("{BASE}audit:\n  max_events: 0\n"), "audit.max_events", "between 1 and");
+    refused(&format!("{BASE}tokens:\n  allow_restore: sometimes\n"), "tokens.allow_restore", "invalid type");
+}
+
+#[test]
+fn bad_logging() {
+    refused(&format!("{BASE}log:\n  format: xml\n"), "log.format", "not one of");
+    refused(&format!("{BASE}log:\n  level: 'info,=='\n"), "log.level", "invalid filter");
+}
+
+#[test]
+fn bad_pepper() {
+    refused_with_env(BASE, &[("TOKENGATE_PEPPER", "short")], "tokens.pepper_file", "at least 16 bytes");
+    refused(&format!("{BASE}tokens:\n  pepper_file: /nonexistent/pepper\n"), "tokens.pepper_file", "cannot read");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pepper");
+    std::fs::write(&file, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let yaml = format!("{BASE}tokens:\n  pepper_file: {}\n", file.display());
+    assert!(load(&yaml).unwrap().tokens.pepper.is_some());
+    refused_with_env(&yaml, &[("TOKENGATE_PEPPER", "0123456789abcdef0")], "tokens.pepper_file", "not both");
+    let c = Config::from_yaml(BASE, &env(&[("TOKENGATE_PEPPER", "0123456789abcdef0")])).unwrap();
+    assert!(c.tokens.pepper.is_some());
+    assert!(!format!("{c:?}").contains("0123456789abcdef0"), "the pepper is redacted");
+}
+
+#[test]
+fn errors_from_environment_overrides_name_the_variable() {
+    refused_with_env(BASE, &[("TOKENGATE_ADMIN__LISTEN", "nope")], "admin.listen", "set by TOKENGATE_ADMIN__LISTEN");
+    refused_with_env(BASE, &[("TOKENGATE_ADMIN__LISTN", "x")], "admin.listn", "unknown field");
+    refused_with_env(
+        BASE,
+        &[("TOKENGATE_AUDIT__MAX_EVENTS", "lots")],
+        "audit.max_events",
+        "TOKENGATE_AUDIT__MAX_EVENTS",
+    );
+}
+
+#[test]
+fn invalid_yaml_reports_the_location() {
+    let err = load("upstream: [\n").unwrap_err().to_string();
+    assert!(err.contains("not valid YAML") && err.contains("line 1"), "{err}");
+}

@@ -1,0 +1,457 @@
+//! The store conformance suite: every case runs unchanged against each backend
+//! (`tests/store_conformance.rs` instantiates it for the embedded store and for Redis).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tokengate::clock::Timestamp;
+use tokengate::model::{Action, AuditAction, DisplayStatus, Principal, Token, TokenKind, TokenStatus, TransitionError};
+use tokengate::store::{Cursor, Invalidation, LastUse, ListQuery, Store, StoreError, StoreOptions};
+use tokengate::token::TokenId;
+
+use crate::support::{minter, new_token, token_at};
+
+/// A backend under test: how to start it and how to restart it with its data.
+pub trait Backend: Sized {
+    async fn start(options: StoreOptions) -> Self;
+    fn store(&self) -> Store;
+    /// Restarts the backend; afterwards `store()` must serve the same data.
+    async fn restart(&mut self);
+}
+
+const ACTOR: &str = "tester";
+
+async fn started<B: Backend>() -> B {
+    B::start(StoreOptions::default()).await
+}
+
+async fn create(store: &Store, token: &Token) {
+    store.create(token, ACTOR).await.expect("create");
+}
+
+async fn status_of(store: &Store, id: &TokenId) -> TokenStatus {
+    store.get(id).await.unwrap().expect("token exists").status
+}
+
+pub async fn create_and_get_round_trip<B: Backend>() {
+    let b = started::<B>().await;
+    let store = b.store();
+    let (_, mut token) = token_at("deploy bot", "alice", 1_000);
+    token.scopes = vec!["env:prod".parse().unwrap(), "deployment:api@prod".parse().unwrap()];
+    token.roles = vec!["viewer".into(), "developer".into()];
+    create(&store, &token).await;
+    assert_eq!(store.get(&token.id).await.unwrap(), Some(token.clone()));
+    assert_eq!(store.get(&TokenId::generate()).await.unwrap(), None);
+    let audit = store.audit(10).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!((audit[0].action, audit[0].token_id, audit[0].actor.as_str()), (AuditAction::Create, token.id, ACTOR));
+    assert_eq!((audit[0].token_name.as_str(), audit[0].owner.as_str()), ("deploy bot", "alice"));
+}
+
+pub async fn ids_are_unique_and_never_reused<B: Backend>() {
+    let b = started::<B>().await;
+    let store = b.store();
+    let (_, token) = token_at("a", "alice", 1_000);
+    create(&store, &token).await;
+    let (_, mut twin) = token_at("b", "bob", 2_000);
+    twin.id = token.id;
+    assert!(matches!(store.create(&twin, ACTOR).await, Err(StoreError::IdTaken)));
+    assert_eq!(store.get(&token.id).await.unwrap(), Some(token.clone()), "the original is untouched");
+
+    store.transition(&token.id, Action::Revoke, ACTOR).await.unwrap();
+    store.delete(&token.id, ACTOR).await.unwrap();
+    assert!(matches!(store.create(&twin, ACTOR).await, Err(StoreError::IdTaken)), "a deleted id is retired");
+    assert_eq!(store.get(&token.id).await.unwrap(), None);
+}
+
+pub async fn every_transition_follows_the_rules<B: Backend>() {
+    use Action::*;
+    use TokenStatus::*;
+    for allow_restore in [false, true] {
+        let b = B::start(StoreOptions { allow_restore, ..StoreOptions::default() }).await;
+        let store = b.store();
+        for from in [Active, Suspended, Revoked] {
+            for action in [Suspend, Activate, Revoke, Restore] {
+                let (_, token) = token_at("t", "alice", 1_000);
+                create(&store, &token).await;
+                // Bring the token to `from` through legal steps.
+                match from {
+                    Active => {}
+                    Suspended => drop(store.transition(&token.id, Suspend, ACTOR).await.unwrap()),
+                    Revoked => drop(store.transition(&token.id, Revoke, ACTOR).await.unwrap()),
+                }
+                let events_before = store.audit(1000).await.unwrap().len();
+                let result = store.transition(&token.id, action, ACTOR).await;
+                let expected = if action == Restore && !allow_restore {
+                    Err(TransitionError::RestoreDisabled)
+                } else {
+                    action.apply(from).map(|next| next.unwrap_or(from))
+                };
+                let events_after = store.audit(1000).await.unwrap().len();
+                match expected {
+                    Ok(next) => {
+                        assert_eq!(result.unwrap().status, next, "{action:?} from {from:?}");
+                        let changed = next != from;
+                        assert_eq!(events_after - events_before, usize::from(changed), "one event per change");
+                    }
+                    Err(e) => {
+                        match result {
+                            Err(StoreError::Transition(got)) => assert_eq!(got, e, "{action:?} from {from:?}"),
+                            other => panic!("{action:?} from {from:?}: expected {e:?}, got {other:?}"),
+                        }
+                        assert_eq!(status_of(&store, &token.id).await, from, "a refused transition changes nothing");
+                        assert_eq!(events_after, events_before, "a refused transition is not audited");
+                    }
+                }
+            }
+        }
+        let missing = store.transition(&TokenId::generate(), Suspend, ACTOR).await;
+        if allow_restore {
+            assert!(matches!(missing, Err(StoreError::NotFound)));
+        }
+    }
+}
+
+pub async fn only_revoked_tokens_can_be_deleted<B: Backend>() {
+    let b = started::<B>().await;
+    let store = b.store();
+    let (_, token) = token_at("t", "alice", 1_000);
+    create(&store, &token).await;
+    for status in ["active", "suspended"] {
+        if status == "suspended" {
+            store.transition(&token.id, Action::Suspend, ACTOR).await.unwrap();
+        }
+        match store.delete(&token.id, ACTOR).await {
+            Err(StoreError::NotRevoked(s)) => assert_eq!(s, status),
+            other => panic!("deleting a {status} token: {other:?}"),
+        }
+        assert!(store.get(&token.id).await.unwrap().is_some(), "still there after a refused delete");
+    }
+    assert!(matches!(store.delete(&TokenId::generate(), ACTOR).await, Err(StoreError::NotFound)));
+    store.transition(&token.id, Action::Revoke, ACTOR).await.unwrap();
+    let deleted = store.delete(&token.id, ACTOR).await.unwrap();
+    assert_eq!(deleted.id, token.id);
+    assert_eq!(store.get(&token.id).await.unwrap(), None);
+    assert!(store.list(&ListQuery::default()).await.unwrap().tokens.is_empty());
+    assert!(
+        store.list(&ListQuery { owner: Some("alice".into()), ..Default::default() }).await.unwrap().tokens.is_empty()
+    );
+    assert!(matches!(store.delete(&token.id, ACTOR).await, Err(StoreError::NotFound)));
+    let audit = store.audit(1).await.unwrap();
+    assert_eq!((audit[0].action, audit[0].token_id), (AuditAction::Delete, token.id));
+}
+
+/// Many tasks race lifecycle actions on one token. Atomicity means the audit log, replayed
+/// through the lifecycle rules, explains the final state exactly: no lost or phantom update.
+pub async fn concurrent_transitions_are_atomic<B: Backend>() {
+    let b = B::start(StoreOptions { allow_restore: true, audit_limit: 100_000 }).await;
+    let store = b.store();
+    for round in 0..5 {
+        let (_, token) = token_at("race", "alice", 1_000 + round);
+        create(&store, &token).await;
+        let actions = [Action::Suspend, Action::Activate, Action::Revoke, Action::Restore];
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            let id = token.id;
+            tasks.push(tokio::spawn(async move {
+                let action = actions[(i * 7 + round as usize) % actions.len()];
+                (action, store.transition(&id, action, ACTOR).await)
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        for (action, result) in &outcomes {
+            if let Err(e) = result {
+                assert!(matches!(e, StoreError::Transition(TransitionError::Conflict { .. })), "{action:?}: {e:?}");
+            }
+        }
+        let mut events = store.audit(100_000).await.unwrap();
+        events.retain(|e| e.token_id == token.id);
+        events.reverse(); // oldest first
+        let mut state = TokenStatus::Active;
+        for e in events.iter().skip(1) {
+            let action = match e.action {
+                AuditAction::Suspend => Action::Suspend,
+                AuditAction::Activate => Action::Activate,
+                AuditAction::Revoke => Action::Revoke,
+                AuditAction::Restore => Action::Restore,
+                other => panic!("unexpected {other:?}"),
+            };
+            state = action.apply(state).expect("every logged change was legal").expect("every logged event changed");
+        }
+        assert_eq!(status_of(&store, &token.id).await, state, "round {round}: audit log explains the final state");
+        let changes = outcomes.iter().filter(|(_, r)| r.is_ok()).count();
+        assert!(changes >= events.len() - 1, "each logged change came from a successful call");
+    }
+}
+
+/// Creates `n` tokens spread over two owners with predictable names and creation times.
+async fn populate(store: &Store, n: usize) -> Vec<Token> {
+    let mut tokens = Vec::with_capacity(n);
+    let start = Timestamp::now().millis() - n as u64;
+    for i in 0..n {
+        let owner = if i % 3 == 0 { "bob" } else { "alice" };
+        let name = if i % 10 == 0 { format!("Deploy-{i}") } else { format!("token {i}") };
+        // Several tokens share a millisecond, so the id tie-break is exercised too.
+        let (_, mut t) = token_at(&name, owner, start + (i as u64 / 3));
+        if i % 7 == 0 {
+            t.kind = TokenKind::Organization;
+        }
+        tokens.push(t);
+    }
+    let chunks: Vec<Vec<Token>> = tokens.chunks(n.div_ceil(8).max(1)).map(<[Token]>::to_vec).collect();
+    let mut tasks = Vec::new();
+    for chunk in chunks {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for t in &chunk {
+                store.create(t, ACTOR).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokens
+}
+
+/// Follows cursors to the end, counting calls.
+async fn list_all(store: &Store, query: ListQuery) -> (Vec<Token>, usize) {
+    let mut out = Vec::new();
+    let mut query = query;
+    let mut calls = 0;
+    loop {
+        let page = store.list(&query).await.unwrap();
+        calls += 1;
+        assert!(page.tokens.len() <= query.limit);
+        out.extend(page.tokens);
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => return (out, calls),
+        }
+        assert!(calls < 10_000, "pagination does not terminate");
+    }
+}
+
+fn newest_first(tokens: &[Token]) -> Vec<TokenId> {
+    let mut v: Vec<(Cursor, TokenId)> = tokens.iter().map(|t| (Cursor::new(t.created_at, &t.id), t.id)).collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.0));
+    v.into_iter().map(|(_, id)| id).collect()
+}
+
+fn ids(tokens: &[Token]) -> Vec<TokenId> {
+    tokens.iter().map(|t| t.id).collect()
+}
+
+pub async fn listing_is_newest_first_with_filters_and_pagination<B: Backend>() {
+    let b = started::<B>().await;
+    let store = b.store();
+    let all = populate(&store, 3_000).await;
+
+    // Everything, in pages of 128: every token exactly once, newest first.
+    let (listed, calls) = list_all(&store, ListQuery { limit: 128, ..Default::default() }).await;
+    assert_eq!(ids(&listed), newest_first(&all));
+    assert_eq!(calls, 3_000usize.div_ceil(128));
+
+    // One owner, served from the owner index.
+    let bobs: Vec<Token> = all.iter().filter(|t| t.owner == "bob").cloned().collect();
+    let (listed, _) = list_all(&store, ListQuery { owner: Some("bob".into()), limit: 77, ..Default::default() }).await;
+    assert_eq!(ids(&listed), newest_first(&bobs));
+
+    // Case-insensitive name substring.
+    let deploys: Vec<Token> = all.iter().filter(|t| t.name.starts_with("Deploy-")).cloned().collect();
+    let (listed, _) = list_all(&store, ListQuery { limit: 25, ..Default::default() }.name("dEpLoY")).await;
+    assert_eq!(ids(&listed), newest_first(&deploys));
+
+    // Kind and status filters, combined with an owner.
+    store.transition(&bobs[0].id, Action::Suspend, ACTOR).await.unwrap();
+    let (listed, _) = list_all(
+        &store,
+        ListQuery { owner: Some("bob".into()), status: Some(DisplayStatus::Suspended), ..Default::default() },
+    )
+    .await;
+    assert_eq!(ids(&listed), vec![bobs[0].id]);
+    let orgs: Vec<Token> = all.iter().filter(|t| t.kind == TokenKind::Organization).cloned().collect();
+    let (listed, _) =
+        list_all(&store, ListQuery { kind: Some(TokenKind::Organization), limit: 50, ..Default::default() }).await;
+    assert_eq!(ids(&listed), newest_first(&orgs));
+
+    // Expired is derived from the query's clock.
+    let later = Timestamp(all.iter().map(|t| t.expires_at.millis()).max().unwrap() + 1);
+    let (listed, _) = list_all(
+        &store,
+        ListQuery { status: Some(DisplayStatus::Expired), now: later, limit: 500, ..Default::default() },
+    )
+    .await;
+    assert_eq!(listed.len(), all.len(), "once past expiry every unrevoked token shows as expired, suspended ones too");
+    let (listed, _) =
+        list_all(&store, ListQuery { status: Some(DisplayStatus::Active), now: later, ..Default::default() }).await;
+    assert!(listed.is_empty());
+}
+
+/// A filter that matches nothing must not make one call walk the whole index: each call
+/// examines a bounded number of entries and hands back a cursor.
+pub async fn filtered_listing_scans_a_bounded_number_of_entries<B: Backend>() {
+    let b = started::<B>().await;
+    let store = b.store();
+    populate(&store, 2_500).await;
+    let first = store.list(&ListQuery::default().name("no such name")).await.unwrap();
+    assert!(first.tokens.is_empty());
+    assert!(first.next_cursor.is_some(), "a budget-limited page says where to continue");
+    let (listed, calls) = list_all(&store, ListQuery::default().name("no such name")).await;
+    assert!(listed.is_empty());
+    assert_eq!(calls, 3, "2,500 entries at 1,000 per call");
+}
+
+pub async fn last_used_only_moves_forward<B: Backend>() {
+    let b = started::<B>().await;
+    let store = b.store();
+    let (_, a) = token_at("a", "alice", 1_000);
+    let (_, c) = token_at("c", "alice", 1_001);
+    create(&store, &a).await;
+    create(&store, &c).await;
+    assert_eq!(store.get(&a.id).await.unwrap().unwrap().last_used_at, None, "never used");
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    let use_at = |id, ms| LastUse { id, at: Timestamp(ms), from: Some(ip) };
+
+    let moved = store.record_last_used(&[use_at(a.id, 5_000), use_at(TokenId::generate(), 9_000)]).await.unwrap();
+    assert_eq!(moved, 1, "unknown ids are skipped");
+    let got = store.get(&a.id).await.unwrap().unwrap();
+    assert_eq!((got.last_used_at, got.last_used_from.as_deref()), (Some(Timestamp(5_000)), Some("10.1.2.3")));
+
+    let older = LastUse { id: a.id, at: Timestamp(4_000), from: None };
+    assert_eq!(store.record_last_used(&[older, use_at(c.id, 7_000)]).await.unwrap(), 1);
+    assert_eq!(store.get(&a.id).await.unwrap().unwrap().last_used_at, Some(Timestamp(5_000)), "never moves back");
+    assert_eq!(store.get(&c.id).await.unwrap().unwrap().last_used_at, Some(Timestamp(7_000)));
+
+    // A large batch (more than one script call on Redis) and an empty one.
+    let many: Vec<LastUse> = (0..1_200).map(|i| use_at(a.id, 6_000 + i)).collect();
+    assert_eq!(store.record_last_used(&many).await.unwrap(), 1_200);
+    assert_eq!(store.get(&a.id).await.unwrap().unwrap().last_used_at, Some(Timestamp(7_199)));
+    assert_eq!(store.record_last_used(&[]).await.unwrap(), 0);
+
+    // Lifecycle changes keep last-used, and last-used writes keep the status.
+    store.transition(&a.id, Action::Suspend, ACTOR).await.unwrap();
+    store.record_last_used(&[use_at(a.id, 8_000)]).await.unwrap();
+    let got = store.get(&a.id).await.unwrap().unwrap();
+    assert_eq!((got.status, got.last_used_at), (TokenStatus::Suspended, Some(Timestamp(8_000))));
+}
+
+pub async fn principal_deletion_stops_personal_tokens_only<B: Backend>() {
+    let b = started::<B>().await;
+    let store = b.store();
+    let alice = Principal {
+        id: "alice".into(),
+        display_name: "Alice".into(),
+        org: Some("acme".into()),
+        roles: vec!["viewer".into(), "developer".into()],
+    };
+    store.put_principal(&alice).await.unwrap();
+    assert_eq!(store.get_principal("alice").await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.get_principal("nobody").await.unwrap(), None);
+
+    let m = minter();
+    let mut req = new_token(TokenKind::Personal, "mine", "alice");
+    req.roles = vec!["viewer".into(), "developer".into()];
+    let (_, personal) = m.issue(store.as_ref(), &req).await.unwrap();
+    let mut req = new_token(TokenKind::Organization, "ci", "acme");
+    req.created_by = "alice".into();
+    req.roles = vec!["developer".into()];
+    let (_, org) = m.issue(store.as_ref(), &req).await.unwrap();
+
+    let owner = store.get_principal(&personal.owner).await.unwrap();
+    assert_eq!(personal.effective_roles(owner.as_ref()), Some(vec!["viewer", "developer"]));
+
+    // Changing a person's roles changes what their token grants.
+    let demoted = Principal { roles: vec!["viewer".into()], ..alice.clone() };
+    store.put_principal(&demoted).await.unwrap();
+    let owner = store.get_principal("alice").await.unwrap();
+    assert_eq!(personal.effective_roles(owner.as_ref()), Some(vec!["viewer"]));
+
+    assert!(store.delete_principal("alice").await.unwrap());
+    assert!(!store.delete_principal("alice").await.unwrap(), "second delete reports absence");
+    let owner = store.get_principal("alice").await.unwrap();
+    assert_eq!(owner, None);
+    let personal = store.get(&personal.id).await.unwrap().unwrap();
+    assert_eq!(personal.effective_roles(owner.as_ref()), None, "personal token grants nothing");
+    let org = store.get(&org.id).await.unwrap().unwrap();
+    assert_eq!(org.status, TokenStatus::Active);
+    assert_eq!(org.effective_roles(None), Some(vec!["developer"]), "organization token keeps working");
+}
+
+pub async fn audit_is_newest_first_and_capped<B: Backend>() {
+    let b = B::start(StoreOptions { allow_restore: false, audit_limit: 5 }).await;
+    let store = b.store();
+    let (_, t) = token_at("audited", "alice", 1_000);
+    create(&store, &t).await;
+    for action in [Action::Suspend, Action::Activate, Action::Suspend, Action::Activate, Action::Revoke] {
+        store.transition(&t.id, action, "operator").await.unwrap();
+    }
+    store.delete(&t.id, "operator").await.unwrap();
+    let events = store.audit(100).await.unwrap();
+    let actions: Vec<AuditAction> = events.iter().map(|e| e.action).collect();
+    use AuditAction::*;
+    assert_eq!(actions, vec![Delete, Revoke, Activate, Suspend, Activate], "7 events, newest 5 kept");
+    assert!(events.iter().all(|e| e.actor == "operator" && e.token_id == t.id && e.token_name == "audited"));
+    assert!(events.windows(2).all(|w| w[0].at >= w[1].at));
+    assert_eq!(store.audit(2).await.unwrap().len(), 2);
+    assert!(store.audit(0).await.unwrap().is_empty());
+}
+
+pub async fn changes_publish_invalidations<B: Backend>() {
+    let b = started::<B>().await;
+    let store = b.store();
+    let mut rx = store.invalidations();
+    for _ in 0..200 {
+        if store.invalidations_connected() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(store.invalidations_connected());
+    let (_, t) = token_at("t", "alice", 1_000);
+    create(&store, &t).await;
+    store.transition(&t.id, Action::Revoke, ACTOR).await.unwrap();
+    store.delete(&t.id, ACTOR).await.unwrap();
+    let p = Principal { id: "bob".into(), display_name: "Bob".into(), org: None, roles: vec![] };
+    store.put_principal(&p).await.unwrap();
+    store.delete_principal("bob").await.unwrap();
+
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("invalidation arrives").unwrap() {
+            Invalidation::All => continue,
+            inv => seen.push(inv),
+        }
+    }
+    let token = Invalidation::Token(t.id);
+    let bob = Invalidation::Principal("bob".into());
+    assert_eq!(seen, vec![token.clone(), token.clone(), token, bob.clone(), bob]);
+}
+
+pub async fn restart_keeps_data_and_the_store_recovers<B: Backend>() {
+    let mut b = started::<B>().await;
+    let m = minter();
+    let (_, token) = m.issue(b.store().as_ref(), &new_token(TokenKind::Personal, "survivor", "alice")).await.unwrap();
+    b.store().transition(&token.id, Action::Suspend, ACTOR).await.unwrap();
+    let alice = Principal { id: "alice".into(), display_name: "Alice".into(), org: None, roles: vec!["viewer".into()] };
+    b.store().put_principal(&alice).await.unwrap();
+    b.store().record_last_used(&[LastUse { id: token.id, at: Timestamp(42), from: None }]).await.unwrap();
+
+    b.restart().await;
+
+    let store = b.store();
+    let got = store.get(&token.id).await.unwrap().expect("token survives the restart");
+    assert_eq!((got.status, got.last_used_at), (TokenStatus::Suspended, Some(Timestamp(42))));
+    assert_eq!(store.get_principal("alice").await.unwrap(), Some(alice));
+    assert_eq!(ids(&store.list(&ListQuery::default()).await.unwrap().tokens), vec![token.id]);
+    assert_eq!(store.audit(10).await.unwrap().len(), 2);
+    // And it takes writes again.
+    store.transition(&token.id, Action::Activate, ACTOR).await.unwrap();
+    let (_, second) = m.issue(store.as_ref(), &new_token(TokenKind::Personal, "after", "alice")).await.unwrap();
+    assert_eq!(store.list(&ListQuery::default()).await.unwrap().tokens.len(), 2);
+    assert_eq!(status_of(&store, &second.id).await, TokenStatus::Active);
+}

@@ -1,0 +1,146 @@
+//! Shared test helpers: a real `redis-server` on a free loopback port, and token fixtures.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokengate::clock::Timestamp;
+use tokengate::config::RedisConfig;
+use tokengate::digest::Hasher;
+use tokengate::mint::{Minter, NewToken};
+use tokengate::model::{Token, TokenKind};
+use tokengate::token::{SecretToken, TokenFormat};
+
+/// A `redis-server` child process on a free loopback port (never 6379), with its data in a
+/// temporary directory. Appends every write to its AOF with fsync, so a kill and restart keeps
+/// the data. Killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut server = Self { port, dir, child: None };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (the test command installs it)");
+        self.child = Some(child);
+        wait_for_pong(self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn config(&self, key_prefix: &str) -> RedisConfig {
+        RedisConfig {
+            url: self.url(),
+            key_prefix: key_prefix.to_string(),
+            connect_timeout: Duration::from_millis(500),
+            command_timeout: Duration::from_millis(1000),
+        }
+    }
+
+    /// Kills the server abruptly (like a crash or a node loss).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Sends one raw command and returns the raw reply (for inspecting keys in tests).
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 65536];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_pong(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+            if s.write_all(b"PING\r\n").is_ok() {
+                let mut buf = [0u8; 16];
+                if let Ok(n) = s.read(&mut buf)
+                    && buf[..n].starts_with(b"+PONG")
+                {
+                    return;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("redis-server on port {port} did not answer PING within 10 s");
+}
+
+/// The default token format and an unpeppered hasher.
+pub fn minter() -> Minter {
+    Minter::new(TokenFormat::default(), Hasher::new(None))
+}
+
+/// A new-token request for tests.
+pub fn new_token(kind: TokenKind, name: &str, owner: &str) -> NewToken {
+    NewToken {
+        kind,
+        name: name.to_string(),
+        owner: owner.to_string(),
+        created_by: owner.to_string(),
+        lifetime: Duration::from_secs(30 * 86_400),
+        roles: vec!["viewer".to_string()],
+        scopes: vec![],
+    }
+}
+
+/// Mints (without storing) a personal token created at `created_ms`.
+pub fn token_at(name: &str, owner: &str, created_ms: u64) -> (SecretToken, Token) {
+    minter().mint(&new_token(TokenKind::Personal, name, owner), Timestamp(created_ms))
+}
