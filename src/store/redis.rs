@@ -33,7 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, Script, ScriptInvocation};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -170,6 +170,15 @@ impl RedisStore {
         rows.into_iter().map(token_from_fields).collect()
     }
 
+    /// A call of the create or delete script with the keys both take, in their KEYS order:
+    /// token hash, global index, owner index, retired ids, audit list.
+    fn indexed_call<'a>(&self, script: &'a Script, id: &TokenId, owner: &str) -> ScriptInvocation<'a> {
+        let k = &self.inner.keys;
+        let mut call = script.prepare_invoke();
+        call.key(k.token(id)).key(k.index()).key(k.owner_index(owner)).key(k.retired()).key(k.audit());
+        call
+    }
+
     /// The audit event JSON for `action` on `id`, without its closing brace, token name and owner
     /// (the transition script appends those from the stored record).
     fn event_head(id: &TokenId, actor: &str, action: AuditAction) -> String {
@@ -216,14 +225,7 @@ impl TokenStore for RedisStore {
         let event =
             serde_json::to_string(&AuditEvent::now(token, actor, AuditAction::Create)).expect("event serializes");
         let created: i64 = self
-            .inner
-            .scripts
-            .create
-            .key(k.token(&token.id))
-            .key(k.index())
-            .key(k.owner_index(&token.owner))
-            .key(k.retired())
-            .key(k.audit())
+            .indexed_call(&self.inner.scripts.create, &token.id, &token.owner)
             .arg(token.id.as_str())
             .arg(record)
             .arg(token.status.as_str())
@@ -335,14 +337,7 @@ impl TokenStore for RedisStore {
         let event =
             serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Delete)).expect("event serializes");
         let outcome: Vec<String> = self
-            .inner
-            .scripts
-            .delete
-            .key(k.token(id))
-            .key(k.index())
-            .key(k.owner_index(&token.owner))
-            .key(k.retired())
-            .key(k.audit())
+            .indexed_call(&self.inner.scripts.delete, id, &token.owner)
             .arg(id.as_str())
             .arg(Cursor::new(token.created_at, id).as_str())
             .arg(event)
