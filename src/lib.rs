@@ -16,6 +16,8 @@
 //! | [`clock`]   | Unix-millisecond timestamps                                              |
 //! | [`mint`]    | issuing new tokens (secret + record)                                     |
 //! | [`verify`]  | parse, look up and check a presented token                               |
+//! | [`path`]    | request path normalization (once per request, shared by rules and upstream) |
+//! | [`routes`]  | ordered route rules: public paths, required roles and scopes             |
 //! | [`store`]   | the `TokenStore` trait and its embedded (redb) and Redis backends        |
 
 #![forbid(unsafe_code)]
@@ -28,6 +30,8 @@ pub mod digest;
 pub mod logging;
 pub mod mint;
 pub mod model;
+pub mod path;
+pub mod routes;
 pub mod scope;
 pub mod shutdown;
 pub mod store;

@@ -187,3 +187,26 @@ fn invalid_yaml_reports_the_location() {
     let err = load("upstream: [\n").unwrap_err().to_string();
     assert!(err.contains("not valid YAML") && err.contains("line 1"), "{err}");
 }
+
+#[test]
+fn route_rules_are_validated() {
+    let ok = load(&format!(
+        "{BASE}routes:\n  - path: /healthz\n    public: true\n  - path: /v1/*/deploy/**\n    methods: [POST]\n    roles: [admin]\n    scopes: [env:prod]\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.routes.len(), 2);
+    refused(&format!("{BASE}routes:\n  - path: healthz\n"), "routes[0].path", "must start with '/'");
+    refused(&format!("{BASE}routes:\n  - path: /a/../b\n"), "routes[0].path", "not a normalized path");
+    refused(&format!("{BASE}routes:\n  - path: /a/**/b\n"), "routes[0].path", "last segment");
+    refused(&format!("{BASE}routes:\n  - path: /a\n  - path: /a/b\n"), "routes[1].path", "can never match");
+    refused(&format!("{BASE}routes:\n  - path: /a\n    roles: [root]\n"), "routes[0].roles[0]", "unknown role");
+    refused(&format!("{BASE}routes:\n  - path: /a\n    scopes: [prod]\n"), "routes[0].scopes[0]", "invalid scope");
+    refused(&format!("{BASE}routes:\n  - path: /a\n    methods: [get]\n"), "routes[0].methods[0]", "invalid method");
+    refused(
+        &format!("{BASE}routes:\n  - path: /a\n    public: true\n    roles: [admin]\n"),
+        "routes[0].public",
+        "cannot also",
+    );
+    refused(&format!("{BASE}routes:\n  - path: /a\n    publik: true\n"), "routes[0].publik", "unknown field");
+    refused(&format!("{BASE}routes:\n  - methods: [GET]\n"), "routes[0]", "missing field `path`");
+}

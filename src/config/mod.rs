@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use crate::digest::Pepper;
 use crate::model::TokenKind;
+use crate::routes::{RouteTable, RuleSpec};
 use crate::token::TokenFormat;
 use raw::{DurationText, RawConfig};
 
@@ -46,6 +47,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// The roles tokens and principals may hold.
     pub roles: Vec<String>,
+    /// Ordered route rules; no match means any valid token.
+    pub routes: RouteTable,
     pub audit: AuditConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
@@ -166,11 +169,12 @@ impl Config {
             StoreConfig::Redis(r) => format!("redis ({}, key prefix {{{}}})", redact_url(&r.url), r.key_prefix),
         };
         format!(
-            "listen: {}\nupstream: {}\nadmin.listen: {}\nstore: {store}\nroles: {}\ntoken prefixes: {} (personal), {} (organization)\npepper: {}",
+            "listen: {}\nupstream: {}\nadmin.listen: {}\nstore: {store}\nroles: {}\nroute rules: {}\ntoken prefixes: {} (personal), {} (organization)\npepper: {}",
             self.listen,
             self.upstream,
             self.admin.listen,
             self.roles.join(", "),
+            self.routes.len(),
             self.tokens.format.prefix(TokenKind::Personal),
             self.tokens.format.prefix(TokenKind::Organization),
             if self.tokens.pepper.is_some() { "configured" } else { "none (plain SHA-256)" },
@@ -291,6 +295,21 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
 
     let tokens = validate_tokens(raw.tokens.unwrap_or_default(), &roles, env, ctx)?;
 
+    let specs: Vec<RuleSpec> = raw
+        .routes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| RuleSpec {
+            path: r.path,
+            methods: r.methods,
+            public: r.public.unwrap_or(false),
+            roles: r.roles.unwrap_or_default(),
+            scopes: r.scopes.unwrap_or_default(),
+        })
+        .collect();
+    let routes = RouteTable::new(&specs, &roles)
+        .map_err(|e| ctx.error(&format!("routes[{}].{}", e.index, e.field), e.problem))?;
+
     let max_events = raw.audit.unwrap_or_default().max_events.unwrap_or(defaults::AUDIT_MAX_EVENTS);
     if !(1..=10_000_000).contains(&max_events) {
         return Err(ctx.error("audit.max_events", "must be between 1 and 10000000"));
@@ -321,6 +340,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
         store,
         tokens,
         roles,
+        routes,
         audit: AuditConfig { max_events },
         shutdown,
         log: LogConfig { level, format },

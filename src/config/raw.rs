@@ -16,6 +16,7 @@ pub struct RawConfig {
     pub store: Option<RawStore>,
     pub tokens: Option<RawTokens>,
     pub roles: Option<Vec<String>>,
+    pub routes: Option<Vec<RawRoute>>,
     pub audit: Option<RawAudit>,
     pub shutdown: Option<RawShutdown>,
     pub log: Option<RawLog>,
@@ -24,7 +25,7 @@ pub struct RawConfig {
 impl RawConfig {
     /// The top-level keys, which environment overrides may address.
     pub const KEYS: &'static [&'static str] =
-        &["listen", "upstream", "admin", "store", "tokens", "roles", "audit", "shutdown", "log"];
+        &["listen", "upstream", "admin", "store", "tokens", "roles", "routes", "audit", "shutdown", "log"];
 }
 
 /// Duration text such as `30s`. A bare YAML number is kept as text too, so that validation can
@@ -85,6 +86,16 @@ pub struct RawTokens {
     pub default_roles: Option<Vec<String>>,
     pub allow_restore: Option<bool>,
     pub pepper_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub path: String,
+    pub methods: Option<Vec<String>>,
+    pub public: Option<bool>,
+    pub roles: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

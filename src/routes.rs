@@ -1,0 +1,389 @@
+//! Route rules: which requests are public and which roles or scopes the rest need.
+//!
+//! Rules are checked in order against the *normalized* path ([`crate::path`]); the first match
+//! wins and no match means "any valid token". A rule's `path` is either
+//!
+//! - a prefix on segment boundaries: `/api` matches `/api`, `/api/` and `/api/x`, not `/apix`;
+//! - or a pattern, when any segment is `*` (exactly one segment) or a final `**` (any number of
+//!   segments, including none): `/v1/orgs/*/billing/**`.
+//!
+//! `methods` (optional) restricts a rule to some methods; `GET` also covers `HEAD`. A matching
+//! rule either is `public` (no token needed) or requires *any one* of its `roles` and *every* one
+//! of its `scopes` (each covered by one of the token's scopes, see [`Scope::covers`]).
+//!
+//! The table is validated when config loads: bad paths, unknown roles, bad scopes and rules that
+//! an earlier rule makes unreachable are errors.
+
+use thiserror::Error;
+
+use crate::scope::Scope;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    One,
+    Rest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PathMatcher {
+    /// Normalized, without a trailing slash (except the root `/`).
+    Prefix(String),
+    Pattern(Vec<Segment>),
+}
+
+impl PathMatcher {
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            Self::Prefix(p) => under(path, p),
+            Self::Pattern(segments) => {
+                let mut parts = path.split('/').skip(1);
+                for seg in segments {
+                    match seg {
+                        Segment::Rest => return true,
+                        Segment::One => match parts.next() {
+                            Some(s) if !s.is_empty() => {}
+                            _ => return false,
+                        },
+                        Segment::Literal(l) => {
+                            if parts.next() != Some(l.as_str()) {
+                                return false;
+                            }
+                        }
+                    }
+                }
+                // Allow one trailing slash after the last segment.
+                matches!((parts.next(), parts.next()), (None, _) | (Some(""), None))
+            }
+        }
+    }
+
+    /// The literal path every match starts with (for shadowing checks).
+    fn literal_lead(&self) -> String {
+        match self {
+            Self::Prefix(p) => p.clone(),
+            Self::Pattern(segments) => {
+                let lits: Vec<&str> = segments
+                    .iter()
+                    .map_while(|s| match s {
+                        Segment::Literal(l) => Some(l.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                format!("/{}", lits.join("/"))
+            }
+        }
+    }
+}
+
+/// Whether `path` is `prefix` or below it on a segment boundary.
+fn under(path: &str, prefix: &str) -> bool {
+    prefix == "/" || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// What a matching rule demands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed.
+    Public,
+    /// A valid token holding any one of `roles` (when not empty) and covering every one of
+    /// `scopes`.
+    Token { roles: Vec<String>, scopes: Vec<Scope> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    path_text: String,
+    path: PathMatcher,
+    methods: Option<Vec<String>>,
+    pub access: Access,
+}
+
+impl Rule {
+    fn matches(&self, method: &str, path: &str) -> bool {
+        let method_ok =
+            self.methods.as_ref().is_none_or(|ms| ms.iter().any(|m| m == method || (m == "GET" && method == "HEAD")));
+        method_ok && self.path.matches(path)
+    }
+
+    /// Whether a token with these effective roles and scopes may pass this rule.
+    pub fn permits(&self, roles: &[&str], scopes: &[Scope]) -> bool {
+        match &self.access {
+            Access::Public => true,
+            Access::Token { roles: need_roles, scopes: need_scopes } => {
+                (need_roles.is_empty() || need_roles.iter().any(|r| roles.contains(&r.as_str())))
+                    && need_scopes.iter().all(|need| scopes.iter().any(|have| have.covers(need)))
+            }
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path_text
+    }
+
+    /// Whether every request this rule matches is matched by `earlier` first.
+    fn shadowed_by(&self, earlier: &Rule) -> bool {
+        let methods_covered = match (&earlier.methods, &self.methods) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(a), Some(b)) => b.iter().all(|m| a.contains(m) || (m == "HEAD" && a.iter().any(|x| x == "GET"))),
+        };
+        let path_covered = match &earlier.path {
+            PathMatcher::Prefix(p) => under(&self.path.literal_lead(), p),
+            PathMatcher::Pattern(_) => earlier.path == self.path,
+        };
+        methods_covered && path_covered
+    }
+}
+
+/// A route rule as written in config, before validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleSpec {
+    pub path: String,
+    pub methods: Option<Vec<String>>,
+    pub public: bool,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+/// A rule that cannot be used; `field` is relative to the rule (`path`, `methods[1]`, ...).
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{problem}")]
+pub struct RuleError {
+    pub index: usize,
+    pub field: String,
+    pub problem: String,
+}
+
+/// The ordered, validated rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteTable {
+    rules: Vec<Rule>,
+}
+
+impl RouteTable {
+    /// Validates `specs` against the configured `known_roles`.
+    pub fn new(specs: &[RuleSpec], known_roles: &[String]) -> Result<Self, RuleError> {
+        let mut rules: Vec<Rule> = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.iter().enumerate() {
+            let err = |field: &str, problem: String| RuleError { index, field: field.to_string(), problem };
+            let rule = Rule {
+                path_text: spec.path.clone(),
+                path: parse_path(&spec.path).map_err(|p| err("path", p))?,
+                methods: parse_methods(spec.methods.as_deref()).map_err(|(i, p)| err(&format!("methods[{i}]"), p))?,
+                access: parse_access(spec, known_roles).map_err(|(f, p)| err(&f, p))?,
+            };
+            if let Some(j) = rules.iter().position(|earlier| rule.shadowed_by(earlier)) {
+                return Err(err(
+                    "path",
+                    format!("can never match: routes[{j}] ({:?}) matches every request it would", rules[j].path_text),
+                ));
+            }
+            rules.push(rule);
+        }
+        Ok(Self { rules })
+    }
+
+    /// The first rule matching a request, if any.
+    pub fn find(&self, method: &str, normalized_path: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.matches(method, normalized_path))
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+fn parse_path(path: &str) -> Result<PathMatcher, String> {
+    if !path.starts_with('/') {
+        return Err(format!("{path:?} must start with '/'"));
+    }
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let is_pattern = segments.iter().any(|s| *s == "*" || *s == "**");
+    if segments.iter().any(|s| s.contains('*') && *s != "*" && *s != "**") {
+        return Err(format!("{path:?}: '*' and '**' must be whole segments"));
+    }
+    let literal = path.replace("**", "x").replace('*', "x");
+    match crate::path::normalize(&literal) {
+        Ok(n) if n == literal || (!is_pattern && n.trim_end_matches('/') == literal.trim_end_matches('/')) => {}
+        _ => {
+            return Err(format!(
+                "{path:?} is not a normalized path (no '//', '.', '..', '\\' or %-encoded unreserved characters), so no request can match it"
+            ));
+        }
+    }
+    if !is_pattern {
+        let trimmed = path.trim_end_matches('/');
+        return Ok(PathMatcher::Prefix(if trimmed.is_empty() { "/".to_string() } else { trimmed.to_string() }));
+    }
+    let segments: Vec<&str> = segments.into_iter().filter(|s| !s.is_empty()).collect();
+    if let Some(pos) = segments.iter().position(|s| *s == "**")
+        && pos + 1 != segments.len()
+    {
+        return Err(format!("{path:?}: '**' is only allowed as the last segment"));
+    }
+    Ok(PathMatcher::Pattern(
+        segments
+            .into_iter()
+            .map(|s| match s {
+                "*" => Segment::One,
+                "**" => Segment::Rest,
+                lit => Segment::Literal(lit.to_string()),
+            })
+            .collect(),
+    ))
+}
+
+fn parse_methods(methods: Option<&[String]>) -> Result<Option<Vec<String>>, (usize, String)> {
+    let Some(methods) = methods else { return Ok(None) };
+    if methods.is_empty() {
+        return Err((0, "an empty method list can never match; omit `methods` to match every method".into()));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(methods.len());
+    for (i, m) in methods.iter().enumerate() {
+        let ok = !m.is_empty() && m.len() <= 20 && m.bytes().all(|b| b.is_ascii_uppercase() || b == b'-');
+        if !ok {
+            return Err((i, format!("invalid method {m:?}: use uppercase names such as GET, POST")));
+        }
+        if out.contains(m) {
+            return Err((i, format!("duplicate method {m:?}")));
+        }
+        out.push(m.clone());
+    }
+    Ok(Some(out))
+}
+
+fn parse_access(spec: &RuleSpec, known_roles: &[String]) -> Result<Access, (String, String)> {
+    if spec.public {
+        if !spec.roles.is_empty() || !spec.scopes.is_empty() {
+            return Err(("public".into(), "a public rule cannot also require roles or scopes".into()));
+        }
+        return Ok(Access::Public);
+    }
+    for (i, r) in spec.roles.iter().enumerate() {
+        if !known_roles.contains(r) {
+            return Err((
+                format!("roles[{i}]"),
+                format!("unknown role {r:?} (configured roles: {})", known_roles.join(", ")),
+            ));
+        }
+    }
+    let scopes = spec
+        .scopes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.parse::<Scope>().map_err(|e| (format!("scopes[{i}]"), e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Access::Token { roles: spec.roles.clone(), scopes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles() -> Vec<String> {
+        ["viewer", "developer", "admin"].iter().map(|s| s.to_string()).collect()
+    }
+
+    fn spec(path: &str) -> RuleSpec {
+        RuleSpec { path: path.into(), ..Default::default() }
+    }
+
+    fn table(specs: &[RuleSpec]) -> RouteTable {
+        RouteTable::new(specs, &roles()).unwrap()
+    }
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries() {
+        let t = table(&[RuleSpec { public: true, ..spec("/public") }]);
+        for p in ["/public", "/public/", "/public/a/b"] {
+            assert!(t.find("GET", p).is_some(), "{p}");
+        }
+        for p in ["/publicity", "/", "/admin", "/pub"] {
+            assert!(t.find("GET", p).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn patterns_match_whole_segments() {
+        let t = table(&[spec("/v1/orgs/*/billing/**"), spec("/v2/*/items")]);
+        for p in [
+            "/v1/orgs/acme/billing",
+            "/v1/orgs/acme/billing/",
+            "/v1/orgs/acme/billing/x/y",
+            "/v2/a/items",
+            "/v2/a/items/",
+        ] {
+            assert!(t.find("GET", p).is_some(), "{p}");
+        }
+        for p in ["/v1/orgs/billing", "/v1/orgs//billing", "/v1/orgs/a/b/billing", "/v2/a/items/x", "/v2/items"] {
+            assert!(t.find("GET", p).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn first_match_wins_and_methods_restrict() {
+        let t = table(&[
+            RuleSpec { methods: Some(vec!["GET".into()]), public: true, ..spec("/docs") },
+            RuleSpec { roles: vec!["admin".into()], ..spec("/docs") },
+        ]);
+        assert_eq!(t.find("GET", "/docs/a").unwrap().access, Access::Public);
+        assert_eq!(t.find("HEAD", "/docs/a").unwrap().access, Access::Public, "GET covers HEAD");
+        assert!(matches!(t.find("POST", "/docs/a").unwrap().access, Access::Token { .. }));
+    }
+
+    #[test]
+    fn roles_are_any_of_and_scopes_all_of() {
+        let t = table(&[RuleSpec {
+            roles: vec!["developer".into(), "admin".into()],
+            scopes: vec!["env:prod".into(), "deployment:api@prod".into()],
+            ..spec("/deploy")
+        }]);
+        let rule = t.find("POST", "/deploy").unwrap();
+        let prod: Vec<Scope> = vec!["env:prod".parse().unwrap()];
+        assert!(rule.permits(&["admin"], &prod));
+        assert!(rule.permits(&["viewer", "developer"], &["account".parse().unwrap()]));
+        assert!(!rule.permits(&["viewer"], &prod), "no listed role");
+        assert!(!rule.permits(&["admin"], &["deployment:api@prod".parse().unwrap()]), "env:prod not covered");
+        assert!(!rule.permits(&["admin"], &[]));
+    }
+
+    #[test]
+    fn invalid_rules_are_refused_with_the_field() {
+        let bad = |s: RuleSpec| RouteTable::new(&[s], &roles()).unwrap_err();
+        assert_eq!(bad(spec("api")).field, "path");
+        assert_eq!(bad(spec("/a/../b")).field, "path");
+        assert_eq!(bad(spec("/a//b")).field, "path");
+        assert_eq!(bad(spec("/a/%61")).field, "path");
+        assert_eq!(bad(spec("/a/b*")).field, "path");
+        assert_eq!(bad(spec("/a/**/b")).field, "path");
+        assert_eq!(bad(RuleSpec { methods: Some(vec![]), ..spec("/a") }).field, "methods[0]");
+        assert_eq!(bad(RuleSpec { methods: Some(vec!["GET".into(), "get".into()]), ..spec("/a") }).field, "methods[1]");
+        assert_eq!(bad(RuleSpec { roles: vec!["root".into()], ..spec("/a") }).field, "roles[0]");
+        assert_eq!(bad(RuleSpec { scopes: vec!["prod".into()], ..spec("/a") }).field, "scopes[0]");
+        assert_eq!(bad(RuleSpec { public: true, roles: vec!["admin".into()], ..spec("/a") }).field, "public");
+    }
+
+    #[test]
+    fn unreachable_rules_are_refused() {
+        let err = |specs: &[RuleSpec]| RouteTable::new(specs, &roles()).unwrap_err();
+        let e = err(&[spec("/api"), spec("/api/v1")]);
+        assert_eq!((e.index, e.field.as_str()), (1, "path"));
+        assert!(e.problem.contains("routes[0]"), "{}", e.problem);
+        err(&[spec("/"), spec("/anything")]);
+        err(&[spec("/api"), spec("/api/*/x")]);
+        err(&[spec("/v/*"), spec("/v/*")]);
+        err(&[
+            RuleSpec { methods: Some(vec!["GET".into()]), ..spec("/a") },
+            RuleSpec { methods: Some(vec!["HEAD".into()]), ..spec("/a") },
+        ]);
+        // Narrower first, broader later is fine; so are disjoint method sets.
+        table(&[spec("/api/v1"), spec("/api")]);
+        table(&[RuleSpec { methods: Some(vec!["GET".into()]), ..spec("/a") }, spec("/a")]);
+        table(&[spec("/v/*"), spec("/v/x")]);
+    }
+}
