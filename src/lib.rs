@@ -23,11 +23,13 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod digest;
 pub mod logging;
+pub mod metrics;
 pub mod mint;
 pub mod model;
 pub mod path;
@@ -35,5 +37,6 @@ pub mod routes;
 pub mod scope;
 pub mod shutdown;
 pub mod store;
+pub mod tls;
 pub mod token;
 pub mod verify;

@@ -4,90 +4,18 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use tokengate::clock::Timestamp;
 use tokengate::digest::{Hasher, Pepper};
 use tokengate::mint::Minter;
-use tokengate::model::{Action, AuditEvent, Principal, Token, TokenKind};
+use tokengate::model::{Action, Token, TokenKind};
 use tokengate::store::embedded::EmbeddedStore;
-use tokengate::store::{Invalidation, LastUse, ListQuery, Page, Store, StoreError, StoreOptions, TokenStore};
-use tokengate::token::{ParseError, TokenFormat, TokenId};
+use tokengate::store::{Store, StoreOptions, TokenStore};
+use tokengate::token::{ParseError, TokenFormat};
 use tokengate::verify::{Rejection, Verifier, VerifyError};
-use tokio::sync::broadcast;
 
-use support::new_token;
-
-/// Counts every call that reaches the real store underneath.
-struct Counting {
-    inner: EmbeddedStore,
-    calls: AtomicUsize,
-}
-
-impl Counting {
-    fn hit(&self) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl TokenStore for Counting {
-    fn backend(&self) -> &'static str {
-        "counting"
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.hit();
-        self.inner.ping().await
-    }
-    async fn create(&self, token: &Token, actor: &str) -> Result<(), StoreError> {
-        self.hit();
-        self.inner.create(token, actor).await
-    }
-    async fn get(&self, id: &TokenId) -> Result<Option<Token>, StoreError> {
-        self.hit();
-        self.inner.get(id).await
-    }
-    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        self.hit();
-        self.inner.list(query).await
-    }
-    async fn transition(&self, id: &TokenId, action: Action, actor: &str) -> Result<Token, StoreError> {
-        self.hit();
-        self.inner.transition(id, action, actor).await
-    }
-    async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
-        self.hit();
-        self.inner.delete(id, actor).await
-    }
-    async fn record_last_used(&self, uses: &[LastUse]) -> Result<usize, StoreError> {
-        self.hit();
-        self.inner.record_last_used(uses).await
-    }
-    async fn put_principal(&self, p: &Principal) -> Result<(), StoreError> {
-        self.hit();
-        self.inner.put_principal(p).await
-    }
-    async fn get_principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
-        self.hit();
-        self.inner.get_principal(id).await
-    }
-    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
-        self.hit();
-        self.inner.delete_principal(id).await
-    }
-    async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
-        self.hit();
-        self.inner.audit(limit).await
-    }
-    fn invalidations(&self) -> broadcast::Receiver<Invalidation> {
-        self.inner.invalidations()
-    }
-    fn invalidations_connected(&self) -> bool {
-        self.inner.invalidations_connected()
-    }
-}
+use support::{Counting, new_token};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -100,7 +28,7 @@ impl Fixture {
     async fn new(pepper: Option<&Pepper>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let inner = EmbeddedStore::open(&dir.path().join("t.redb"), StoreOptions::default()).await.unwrap();
-        let counting = Arc::new(Counting { inner, calls: AtomicUsize::new(0) });
+        let counting = Arc::new(Counting::new(inner));
         let store: Store = counting.clone();
         let minter = Minter::new(TokenFormat::default(), Hasher::new(pepper));
         let verifier = Verifier::new(TokenFormat::default(), Hasher::new(pepper), store);
@@ -113,7 +41,7 @@ impl Fixture {
     }
 
     fn calls(&self) -> usize {
-        self.counting.calls.load(Ordering::SeqCst)
+        self.counting.calls()
     }
 
     async fn rejection(&self, presented: &str) -> Rejection {

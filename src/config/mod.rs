@@ -49,6 +49,9 @@ pub struct Config {
     pub roles: Vec<String>,
     /// Ordered route rules; no match means any valid token.
     pub routes: RouteTable,
+    pub proxy: ProxyConfig,
+    pub cache: CacheConfig,
+    pub last_used: LastUsedConfig,
     pub audit: AuditConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
@@ -101,6 +104,64 @@ pub struct TokensConfig {
     pub pepper: Option<Pepper>,
 }
 
+/// How `X-Forwarded-For`, `-Proto` and `-Host` are written to the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XForwarded {
+    /// Append the client address to `X-Forwarded-For`; keep `-Proto` / `-Host` when present.
+    Append,
+    /// Replace all three with what tokengate saw (for an edge with untrusted clients).
+    Set,
+    /// Pass them through untouched.
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Whether the client's `Authorization` header reaches the upstream.
+    pub forward_authorization: bool,
+    /// Identity headers start with this (case-insensitive, `_` counts as `-`); incoming ones are
+    /// always removed.
+    pub identity_header_prefix: String,
+    pub x_forwarded: XForwarded,
+    pub max_connections: usize,
+    /// Largest request head accepted (431 beyond it).
+    pub max_header_bytes: usize,
+    /// Time a client has to send a complete request head; also bounds HTTP/1 keep-alive idle time.
+    pub header_read_timeout: Duration,
+    /// HTTP/2 ping interval; a peer that does not answer within the same time is disconnected.
+    pub http2_keepalive_interval: Duration,
+    pub upstream_connect_timeout: Duration,
+    /// Time the upstream has to start its response (504 beyond it).
+    pub upstream_response_timeout: Duration,
+    /// How long an idle pooled upstream connection is kept.
+    pub upstream_idle_timeout: Duration,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// How long a cached token or principal is used without asking the store.
+    pub ttl: Duration,
+    /// How long "no such token" is remembered.
+    pub negative_ttl: Duration,
+    /// How long a cached record keeps being used while the store is unreachable.
+    pub max_staleness: Duration,
+    pub max_entries: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LastUsedConfig {
+    pub flush_interval: Duration,
+    /// Most distinct tokens held between flushes; uses beyond it are dropped and counted.
+    pub max_pending: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
     pub max_events: usize,
@@ -138,6 +199,20 @@ pub mod defaults {
     pub const DEFAULT_ROLES: &[&str] = &["viewer"];
     pub const AUDIT_MAX_EVENTS: usize = 10_000;
     pub const DRAIN_TIMEOUT: &str = "30s";
+    pub const IDENTITY_HEADER_PREFIX: &str = "X-Auth-";
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+    pub const HEADER_READ_TIMEOUT: &str = "10s";
+    pub const HTTP2_KEEPALIVE_INTERVAL: &str = "30s";
+    pub const UPSTREAM_CONNECT_TIMEOUT: &str = "2s";
+    pub const UPSTREAM_RESPONSE_TIMEOUT: &str = "60s";
+    pub const UPSTREAM_IDLE_TIMEOUT: &str = "90s";
+    pub const CACHE_TTL: &str = "30s";
+    pub const CACHE_NEGATIVE_TTL: &str = "5s";
+    pub const CACHE_MAX_STALENESS: &str = "5m";
+    pub const CACHE_MAX_ENTRIES: u64 = 2_000_000;
+    pub const LAST_USED_FLUSH_INTERVAL: &str = "10s";
+    pub const LAST_USED_MAX_PENDING: usize = 100_000;
     pub const LOG_LEVEL: &str = "info";
 }
 
@@ -310,6 +385,35 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
     let routes = RouteTable::new(&specs, &roles)
         .map_err(|e| ctx.error(&format!("routes[{}].{}", e.index, e.field), e.problem))?;
 
+    let proxy = validate_proxy(raw.proxy.unwrap_or_default(), ctx)?;
+
+    let cache = raw.cache.unwrap_or_default();
+    let cache = CacheConfig {
+        ttl: ctx.duration("cache.ttl", cache.ttl, defaults::CACHE_TTL)?,
+        negative_ttl: ctx.duration("cache.negative_ttl", cache.negative_ttl, defaults::CACHE_NEGATIVE_TTL)?,
+        max_staleness: ctx.duration("cache.max_staleness", cache.max_staleness, defaults::CACHE_MAX_STALENESS)?,
+        max_entries: cache.max_entries.unwrap_or(defaults::CACHE_MAX_ENTRIES),
+    };
+    if cache.max_staleness < cache.ttl {
+        return Err(ctx.error("cache.max_staleness", "must be at least `cache.ttl`"));
+    }
+    if cache.max_entries == 0 {
+        return Err(ctx.error("cache.max_entries", "must be greater than zero"));
+    }
+
+    let last_used = raw.last_used.unwrap_or_default();
+    let last_used = LastUsedConfig {
+        flush_interval: ctx.duration(
+            "last_used.flush_interval",
+            last_used.flush_interval,
+            defaults::LAST_USED_FLUSH_INTERVAL,
+        )?,
+        max_pending: last_used.max_pending.unwrap_or(defaults::LAST_USED_MAX_PENDING),
+    };
+    if last_used.max_pending == 0 {
+        return Err(ctx.error("last_used.max_pending", "must be greater than zero"));
+    }
+
     let max_events = raw.audit.unwrap_or_default().max_events.unwrap_or(defaults::AUDIT_MAX_EVENTS);
     if !(1..=10_000_000).contains(&max_events) {
         return Err(ctx.error("audit.max_events", "must be between 1 and 10000000"));
@@ -341,9 +445,89 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
         tokens,
         roles,
         routes,
+        proxy,
+        cache,
+        last_used,
         audit: AuditConfig { max_events },
         shutdown,
         log: LogConfig { level, format },
+    })
+}
+
+fn validate_proxy(raw: raw::RawProxy, ctx: &Ctx) -> Result<ProxyConfig, ConfigError> {
+    let prefix = raw.identity_header_prefix.unwrap_or_else(|| defaults::IDENTITY_HEADER_PREFIX.to_string());
+    let prefix_ok = (2..=32).contains(&prefix.len())
+        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && prefix.as_bytes()[0].is_ascii_alphabetic();
+    if !prefix_ok {
+        return Err(ctx.error(
+            "proxy.identity_header_prefix",
+            format!("invalid header prefix {prefix:?}: 2-32 letters, digits or '-', starting with a letter"),
+        ));
+    }
+    let x_forwarded = match raw.x_forwarded.as_deref() {
+        None | Some("append") => XForwarded::Append,
+        Some("set") => XForwarded::Set,
+        Some("off") => XForwarded::Off,
+        Some(other) => return Err(ctx.error("proxy.x_forwarded", format!("{other:?} is not one of: append, set, off"))),
+    };
+    let max_connections = raw.max_connections.unwrap_or(defaults::MAX_CONNECTIONS);
+    if max_connections == 0 {
+        return Err(ctx.error("proxy.max_connections", "must be greater than zero"));
+    }
+    let max_header_bytes = raw.max_header_bytes.unwrap_or(defaults::MAX_HEADER_BYTES);
+    if !(8192..=1024 * 1024).contains(&max_header_bytes) {
+        return Err(ctx.error("proxy.max_header_bytes", "must be between 8192 and 1048576"));
+    }
+    let tls = match raw.tls {
+        None => None,
+        Some(t) => {
+            let cert =
+                t.cert_file.ok_or_else(|| ctx.error("proxy.tls.cert_file", "required when `proxy.tls` is set"))?;
+            let key = t.key_file.ok_or_else(|| ctx.error("proxy.tls.key_file", "required when `proxy.tls` is set"))?;
+            let files = TlsFiles { cert_file: cert.into(), key_file: key.into() };
+            crate::tls::server_config(&files).map_err(|e| {
+                let field = match e {
+                    crate::tls::TlsError::Key(..) => "proxy.tls.key_file",
+                    _ => "proxy.tls.cert_file",
+                };
+                ctx.error(field, e.to_string())
+            })?;
+            Some(files)
+        }
+    };
+    Ok(ProxyConfig {
+        forward_authorization: raw.forward_authorization.unwrap_or(false),
+        identity_header_prefix: prefix,
+        x_forwarded,
+        max_connections,
+        max_header_bytes,
+        header_read_timeout: ctx.duration(
+            "proxy.header_read_timeout",
+            raw.header_read_timeout,
+            defaults::HEADER_READ_TIMEOUT,
+        )?,
+        http2_keepalive_interval: ctx.duration(
+            "proxy.http2_keepalive_interval",
+            raw.http2_keepalive_interval,
+            defaults::HTTP2_KEEPALIVE_INTERVAL,
+        )?,
+        upstream_connect_timeout: ctx.duration(
+            "proxy.upstream_connect_timeout",
+            raw.upstream_connect_timeout,
+            defaults::UPSTREAM_CONNECT_TIMEOUT,
+        )?,
+        upstream_response_timeout: ctx.duration(
+            "proxy.upstream_response_timeout",
+            raw.upstream_response_timeout,
+            defaults::UPSTREAM_RESPONSE_TIMEOUT,
+        )?,
+        upstream_idle_timeout: ctx.duration(
+            "proxy.upstream_idle_timeout",
+            raw.upstream_idle_timeout,
+            defaults::UPSTREAM_IDLE_TIMEOUT,
+        )?,
+        tls,
     })
 }
 

@@ -17,6 +17,9 @@ pub struct RawConfig {
     pub tokens: Option<RawTokens>,
     pub roles: Option<Vec<String>>,
     pub routes: Option<Vec<RawRoute>>,
+    pub proxy: Option<RawProxy>,
+    pub cache: Option<RawCache>,
+    pub last_used: Option<RawLastUsed>,
     pub audit: Option<RawAudit>,
     pub shutdown: Option<RawShutdown>,
     pub log: Option<RawLog>,
@@ -24,8 +27,21 @@ pub struct RawConfig {
 
 impl RawConfig {
     /// The top-level keys, which environment overrides may address.
-    pub const KEYS: &'static [&'static str] =
-        &["listen", "upstream", "admin", "store", "tokens", "roles", "routes", "audit", "shutdown", "log"];
+    pub const KEYS: &'static [&'static str] = &[
+        "listen",
+        "upstream",
+        "admin",
+        "store",
+        "tokens",
+        "roles",
+        "routes",
+        "proxy",
+        "cache",
+        "last_used",
+        "audit",
+        "shutdown",
+        "log",
+    ];
 }
 
 /// Duration text such as `30s`. A bare YAML number is kept as text too, so that validation can
@@ -96,6 +112,45 @@ pub struct RawRoute {
     pub public: Option<bool>,
     pub roles: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    pub forward_authorization: Option<bool>,
+    pub identity_header_prefix: Option<String>,
+    pub x_forwarded: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_header_bytes: Option<usize>,
+    pub header_read_timeout: Option<DurationText>,
+    pub http2_keepalive_interval: Option<DurationText>,
+    pub upstream_connect_timeout: Option<DurationText>,
+    pub upstream_response_timeout: Option<DurationText>,
+    pub upstream_idle_timeout: Option<DurationText>,
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub ttl: Option<DurationText>,
+    pub negative_ttl: Option<DurationText>,
+    pub max_staleness: Option<DurationText>,
+    pub max_entries: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLastUsed {
+    pub flush_interval: Option<DurationText>,
+    pub max_pending: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

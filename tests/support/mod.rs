@@ -5,7 +5,15 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokengate::model::{Action, AuditEvent, Principal};
+use tokengate::store::embedded::EmbeddedStore;
+use tokengate::store::{Invalidation, LastUse, ListQuery, Page, StoreError, TokenStore};
+use tokengate::token::TokenId;
+use tokio::sync::broadcast;
 
 use tokengate::clock::Timestamp;
 use tokengate::config::RedisConfig;
@@ -143,4 +151,91 @@ pub fn new_token(kind: TokenKind, name: &str, owner: &str) -> NewToken {
 /// Mints (without storing) a personal token created at `created_ms`.
 pub fn token_at(name: &str, owner: &str, created_ms: u64) -> (SecretToken, Token) {
     minter().mint(&new_token(TokenKind::Personal, name, owner), Timestamp(created_ms))
+}
+
+/// Wraps a real store: counts every call that reaches it, and can make it unreachable
+/// (calls then fail as a network outage would, without reaching it).
+pub struct Counting {
+    inner: EmbeddedStore,
+    calls: AtomicUsize,
+    down: AtomicBool,
+}
+
+impl Counting {
+    pub fn new(inner: EmbeddedStore) -> Self {
+        Self { inner, calls: AtomicUsize::new(0), down: AtomicBool::new(false) }
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn hit(&self) -> Result<(), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("store marked down by the test".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for Counting {
+    fn backend(&self) -> &'static str {
+        "counting"
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.hit()?;
+        self.inner.ping().await
+    }
+    async fn create(&self, token: &Token, actor: &str) -> Result<(), StoreError> {
+        self.hit()?;
+        self.inner.create(token, actor).await
+    }
+    async fn get(&self, id: &TokenId) -> Result<Option<Token>, StoreError> {
+        self.hit()?;
+        self.inner.get(id).await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.hit()?;
+        self.inner.list(query).await
+    }
+    async fn transition(&self, id: &TokenId, action: Action, actor: &str) -> Result<Token, StoreError> {
+        self.hit()?;
+        self.inner.transition(id, action, actor).await
+    }
+    async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
+        self.hit()?;
+        self.inner.delete(id, actor).await
+    }
+    async fn record_last_used(&self, uses: &[LastUse]) -> Result<usize, StoreError> {
+        self.hit()?;
+        self.inner.record_last_used(uses).await
+    }
+    async fn put_principal(&self, p: &Principal) -> Result<(), StoreError> {
+        self.hit()?;
+        self.inner.put_principal(p).await
+    }
+    async fn get_principal(&self, id: &str) -> Result<Option<Principal>, StoreError> {
+        self.hit()?;
+        self.inner.get_principal(id).await
+    }
+    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
+        self.hit()?;
+        self.inner.delete_principal(id).await
+    }
+    async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        self.hit()?;
+        self.inner.audit(limit).await
+    }
+    fn invalidations(&self) -> broadcast::Receiver<Invalidation> {
+        self.inner.invalidations()
+    }
+    fn invalidations_connected(&self) -> bool {
+        self.inner.invalidations_connected()
+    }
 }
