@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod mint;
 pub mod model;
 pub mod path;
+pub mod recorder;
 pub mod routes;
 pub mod scope;
 pub mod shutdown;

@@ -1,0 +1,108 @@
+//! The last-used recorder over a real embedded store (wrapped in a call counter).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::Registry;
+use tokengate::clock::Timestamp;
+use tokengate::metrics::RecorderMetrics;
+use tokengate::model::TokenKind;
+use tokengate::recorder::Recorder;
+use tokengate::store::embedded::EmbeddedStore;
+use tokengate::store::{Store, StoreOptions, TokenStore};
+
+use support::{Counting, minter, new_token};
+
+const INTERVAL: Duration = Duration::from_secs(10);
+
+async fn setup() -> (tempfile::TempDir, Arc<Counting>, RecorderMetrics) {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = EmbeddedStore::open(&dir.path().join("t.redb"), StoreOptions::default()).await.unwrap();
+    (dir, Arc::new(Counting::new(inner)), RecorderMetrics::new(&Registry::new()))
+}
+
+/// Lets the recorder task drain its channel and finish a flush.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_on_one_token_makes_one_write_per_interval() {
+    let (_dir, store, metrics) = setup().await;
+    let (_, token) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "t", "alice")).await.unwrap();
+    let (recorder, task) = Recorder::start(store.clone() as Store, INTERVAL, 1000, metrics.clone());
+    let ip = "192.0.2.7".parse().ok();
+    let before = store.calls();
+    for i in 0..900 {
+        recorder.record(token.id, Timestamp(1_000 + i), ip);
+        if i % 100 == 0 {
+            settle().await;
+        }
+    }
+    settle().await;
+    assert_eq!(store.calls(), before, "nothing written before the interval");
+    tokio::time::advance(INTERVAL).await;
+    settle().await;
+    assert_eq!(store.calls() - before, 1, "900 uses, one write");
+    assert_eq!((metrics.batches.get(), metrics.written.get(), metrics.dropped.get()), (1, 1, 0));
+    let stored = store.get(&token.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, Some(Timestamp(1_899)), "the latest use wins");
+    assert_eq!(stored.last_used_from.as_deref(), Some("192.0.2.7"));
+
+    // Nothing pending: the next interval writes nothing.
+    let before = store.calls();
+    tokio::time::advance(INTERVAL).await;
+    settle().await;
+    assert_eq!(store.calls(), before);
+    task.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_flushes_what_is_pending() {
+    let (_dir, store, metrics) = setup().await;
+    let (_, token) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "t", "alice")).await.unwrap();
+    let (recorder, task) = Recorder::start(store.clone() as Store, INTERVAL, 1000, metrics.clone());
+    recorder.record(token.id, Timestamp(5_000), None);
+    task.shutdown().await;
+    assert_eq!(store.get(&token.id).await.unwrap().unwrap().last_used_at, Some(Timestamp(5_000)));
+    assert_eq!(metrics.batches.get(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_is_bounded_and_drops_are_counted() {
+    let (_dir, store, metrics) = setup().await;
+    let (recorder, task) = Recorder::start(store.clone() as Store, INTERVAL, 10, metrics.clone());
+    // 10 distinct tokens fit; the channel holds 10 more; the rest are dropped at the door.
+    for _ in 0..50 {
+        recorder.record(tokengate::token::TokenId::generate(), Timestamp(1), None);
+    }
+    settle().await;
+    for _ in 0..5 {
+        recorder.record(tokengate::token::TokenId::generate(), Timestamp(1), None);
+    }
+    settle().await;
+    assert_eq!(metrics.dropped.get(), 50 + 5 - 10, "everything beyond 10 pending tokens is counted");
+    task.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_write_is_retried_at_the_next_interval() {
+    let (_dir, store, metrics) = setup().await;
+    let (_, token) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "t", "alice")).await.unwrap();
+    let (recorder, task) = Recorder::start(store.clone() as Store, INTERVAL, 1000, metrics.clone());
+    recorder.record(token.id, Timestamp(7_000), None);
+    store.set_down(true);
+    tokio::time::advance(INTERVAL).await;
+    settle().await;
+    assert_eq!(metrics.flush_errors.get(), 1);
+    store.set_down(false);
+    tokio::time::advance(INTERVAL).await;
+    settle().await;
+    assert_eq!(store.get(&token.id).await.unwrap().unwrap().last_used_at, Some(Timestamp(7_000)));
+    task.shutdown().await;
+}
