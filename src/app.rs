@@ -1,28 +1,64 @@
 //! Builds the running service from config and runs it until the shutdown future resolves.
+//!
+//! Shutdown order: readiness turns to "draining"; the proxy stops accepting and drains in-flight
+//! requests and tunnels (up to `shutdown.drain_timeout`); pending last-used times are flushed;
+//! then the admin listener stops.
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use anyhow::Context;
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
 
+use crate::admin::Admin;
+use crate::auth::Authenticator;
+use crate::cache::AuthCache;
 use crate::config::Config;
+use crate::digest::Hasher;
+use crate::metrics::{CacheMetrics, ProxyMetrics, RecorderMetrics};
+use crate::proxy::Proxy;
+use crate::recorder::{Recorder, RecorderTask};
+use crate::server::{self, ServerSettings};
 use crate::store::{self, Store, StoreOptions};
 
-/// The assembled service: config plus the shared handles every part uses.
+/// The assembled service.
 pub struct App {
     config: Config,
     store: Store,
+    proxy: Proxy,
+    admin: Admin,
+    recorder_task: RecorderTask,
+    tunnels: TaskTracker,
+    proxy_metrics: ProxyMetrics,
 }
 
 impl App {
-    /// Opens the configured store. A Redis store that is down does not stop startup: it
-    /// reconnects by itself, and the outage is logged.
+    /// Opens the store and builds every component. A Redis store that is down does not stop
+    /// startup: it reconnects by itself, and readiness reports the outage meanwhile.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let options = StoreOptions { allow_restore: config.tokens.allow_restore, audit_limit: config.audit.max_events };
         let store = store::open(&config.store, options).await.context("opening the token store")?;
         if let Err(e) = store.ping().await {
             tracing::warn!(backend = store.backend(), error = %e, "token store not reachable yet; will keep retrying");
         }
-        Ok(Self { config, store })
+        let registry = Registry::new();
+        let proxy_metrics = ProxyMetrics::new(&registry);
+        let cache = AuthCache::new(store.clone(), config.cache.clone(), CacheMetrics::new(&registry));
+        let hasher = Hasher::new(config.tokens.pepper.as_ref());
+        let authenticator = Authenticator::new(config.tokens.format.clone(), hasher, cache);
+        let (recorder, recorder_task) = Recorder::start(
+            store.clone(),
+            config.last_used.flush_interval,
+            config.last_used.max_pending,
+            RecorderMetrics::new(&registry),
+        );
+        let tunnels = TaskTracker::new();
+        let proxy = Proxy::new(&config, authenticator, recorder, proxy_metrics.clone(), tunnels.clone());
+        let admin = Admin::new(store.clone(), registry);
+        Ok(Self { config, store, proxy, admin, recorder_task, tunnels, proxy_metrics })
     }
 
     pub fn config(&self) -> &Config {
@@ -33,15 +69,87 @@ impl App {
         &self.store
     }
 
-    /// Runs until `shutdown` resolves.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// Binds the configured proxy and admin addresses.
+    pub async fn bind(config: &Config) -> anyhow::Result<(TcpListener, TcpListener)> {
+        let proxy =
+            TcpListener::bind(config.listen).await.with_context(|| format!("binding listen {}", config.listen))?;
+        let admin = TcpListener::bind(config.admin.listen)
+            .await
+            .with_context(|| format!("binding admin.listen {}", config.admin.listen))?;
+        Ok((proxy, admin))
+    }
+
+    /// Serves both listeners until `shutdown` resolves, then drains and flushes.
+    pub async fn run(
+        self,
+        proxy_listener: TcpListener,
+        admin_listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let tls = match &self.config.proxy.tls {
+            Some(files) => Some(TlsAcceptor::from(crate::tls::server_config(files)?)),
+            None => None,
+        };
+        let proxy_addr: SocketAddr = proxy_listener.local_addr()?;
+        let admin_addr: SocketAddr = admin_listener.local_addr()?;
+        let p = &self.config.proxy;
+        let settings = ServerSettings {
+            max_connections: p.max_connections,
+            max_header_bytes: p.max_header_bytes,
+            header_read_timeout: p.header_read_timeout,
+            http2_keepalive_interval: p.http2_keepalive_interval,
+            drain_timeout: self.config.shutdown.drain_timeout,
+        };
+        let admin_settings = ServerSettings { max_connections: 256, ..settings.clone() };
+
+        let (stop_proxy, proxy_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let proxy = self.proxy.clone();
+        let proxy_task = tokio::spawn(server::serve(
+            proxy_listener,
+            tls.clone(),
+            settings,
+            move |req, conn| {
+                let proxy = proxy.clone();
+                async move { proxy.handle(req, conn).await }
+            },
+            Some(self.proxy_metrics.open_connections.clone()),
+            self.tunnels.clone(),
+            async move {
+                let _ = proxy_stopped.await;
+            },
+        ));
+        let admin = self.admin.clone();
+        let admin_task = tokio::spawn(server::serve(
+            admin_listener,
+            None,
+            admin_settings,
+            move |req, conn| {
+                let admin = admin.clone();
+                async move { admin.handle(req, conn).await }
+            },
+            None,
+            TaskTracker::new(),
+            async move {
+                let _ = admin_stopped.await;
+            },
+        ));
         tracing::info!(
+            listen = %proxy_addr,
+            admin = %admin_addr,
+            tls = tls.is_some(),
             backend = self.store.backend(),
-            listen = %self.config.listen,
-            admin = %self.config.admin.listen,
+            upstream = %self.config.upstream,
             "tokengate started"
         );
+
         shutdown.await;
+        self.admin.set_draining();
+        let _ = stop_proxy.send(());
+        proxy_task.await.context("proxy server task")?;
+        self.recorder_task.shutdown().await;
+        let _ = stop_admin.send(());
+        admin_task.await.context("admin server task")?;
         tracing::info!("tokengate stopped");
         Ok(())
     }

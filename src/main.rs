@@ -43,7 +43,8 @@ fn main() -> ExitCode {
             let result = runtime.block_on(async {
                 let signals = Signals::install()?;
                 let app = App::build(config).await?;
-                app.run(signals.recv()).await
+                let (proxy, admin) = App::bind(app.config()).await?;
+                app.run(proxy, admin, signals.recv()).await
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

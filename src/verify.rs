@@ -28,6 +28,8 @@ pub enum Rejection {
     Revoked,
     #[error("token is expired")]
     Expired,
+    #[error("the personal token's owner no longer exists")]
+    OwnerMissing,
 }
 
 impl Rejection {
@@ -40,6 +42,7 @@ impl Rejection {
             Self::Suspended => "suspended",
             Self::Revoked => "revoked",
             Self::Expired => "expired",
+            Self::OwnerMissing => "owner_missing",
         }
     }
 }

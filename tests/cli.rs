@@ -55,7 +55,7 @@ fn start_serve(dir: &std::path::Path) -> Child {
     std::fs::write(
         &config,
         format!(
-            "upstream: http://127.0.0.1:3000\nstore:\n  embedded:\n    path: {}\n",
+            "upstream: http://127.0.0.1:3000\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nstore:\n  embedded:\n    path: {}\n",
             dir.join("db/t.redb").display()
         ),
     )

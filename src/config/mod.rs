@@ -345,7 +345,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
 
     let admin = raw.admin.unwrap_or_default();
     let admin = AdminConfig { listen: ctx.addr("admin.listen", admin.listen, defaults::ADMIN_LISTEN)? };
-    if admin.listen == listen {
+    if admin.listen == listen && listen.port() != 0 {
         return Err(ctx.error("admin.listen", format!("must differ from `listen` ({listen})")));
     }
 

@@ -1,0 +1,289 @@
+//! Header hygiene between client, tokengate and upstream.
+//!
+//! Order on the way in (the proxy calls these in this order):
+//! 1. [`remove_hop_by_hop`]: the standard hop-by-hop headers and every header the `Connection`
+//!    header names;
+//! 2. [`IdentityHeaders::strip`]: every header that looks like an identity header, in any
+//!    letter case and with `_` in place of `-` (`x_auth_subject`), on every route;
+//! 3. [`IdentityHeaders::inject`]: the identity tokengate vouches for.
+//!
+//! Because injection comes last, `Connection: X-Auth-Subject` cannot remove an injected header.
+//! Injected values are percent-encoded outside visible ASCII (and `%`, `,`, `"`), so no stored
+//! value can break a header line or smuggle a second list element.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+use crate::config::XForwarded;
+use crate::model::TokenKind;
+use crate::scope::Scope;
+use crate::token::TokenId;
+
+/// Bytes that are encoded in injected header values (non-ASCII is always encoded).
+const UNSAFE: &AsciiSet = &CONTROLS.add(b' ').add(b'%').add(b',').add(b'"');
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Whether the request asks to switch protocols (`Connection: upgrade` plus `Upgrade`); returns
+/// the `Upgrade` value to pass on.
+pub fn upgrade_request(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned()).flatten()
+}
+
+/// Removes hop-by-hop headers, including every header named in `Connection`, and `Upgrade`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Encodes a stored value for a header line.
+pub fn encode_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(&utf8_percent_encode(s, UNSAFE).to_string()).expect("encoded values are visible ASCII")
+}
+
+/// What tokengate vouches for on an authenticated request.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    pub subject: &'a str,
+    pub token_id: &'a TokenId,
+    pub kind: TokenKind,
+    pub org: Option<&'a str>,
+    pub roles: &'a [&'a str],
+    pub scopes: &'a [Scope],
+}
+
+/// The identity header names for one configured prefix, built once.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    /// Lowercase, compared with `_` read as `-`.
+    prefix: String,
+    subject: HeaderName,
+    token_id: HeaderName,
+    token_kind: HeaderName,
+    org: HeaderName,
+    roles: HeaderName,
+    scopes: HeaderName,
+}
+
+impl IdentityHeaders {
+    /// `prefix` is validated by config (letters, digits, `-`).
+    pub fn new(prefix: &str) -> Self {
+        let name = |suffix: &str| {
+            HeaderName::from_bytes(format!("{prefix}{suffix}").to_ascii_lowercase().as_bytes())
+                .expect("validated prefix makes a valid header name")
+        };
+        Self {
+            prefix: prefix.to_ascii_lowercase(),
+            subject: name("Subject"),
+            token_id: name("Token-Id"),
+            token_kind: name("Token-Kind"),
+            org: name("Org"),
+            roles: name("Roles"),
+            scopes: name("Scopes"),
+        }
+    }
+
+    fn is_identity(&self, name: &HeaderName) -> bool {
+        let n = name.as_str().as_bytes();
+        n.len() >= self.prefix.len()
+            && n.iter().zip(self.prefix.as_bytes()).all(|(&a, &b)| if a == b'_' { b == b'-' } else { a == b })
+    }
+
+    /// Removes every identity-looking header the client sent.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        if !headers.keys().any(|k| self.is_identity(k)) {
+            return;
+        }
+        let names: Vec<HeaderName> = headers.keys().filter(|k| self.is_identity(k)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
+
+    /// Adds the identity headers (after [`IdentityHeaders::strip`]).
+    pub fn inject(&self, headers: &mut HeaderMap, id: &Identity<'_>) {
+        headers.insert(self.subject.clone(), encode_value(id.subject));
+        headers.insert(self.token_id.clone(), HeaderValue::from_str(id.token_id.as_str()).expect("ids are base62"));
+        headers.insert(self.token_kind.clone(), HeaderValue::from_static(id.kind.as_str()));
+        if let Some(org) = id.org {
+            headers.insert(self.org.clone(), encode_value(org));
+        }
+        headers.insert(self.roles.clone(), join(id.roles.iter().copied()));
+        headers.insert(self.scopes.clone(), join(id.scopes.iter().map(|s| s.to_string())));
+    }
+}
+
+fn join<S: AsRef<str>>(items: impl Iterator<Item = S>) -> HeaderValue {
+    let mut out = String::new();
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.extend(utf8_percent_encode(item.as_ref(), UNSAFE));
+    }
+    HeaderValue::from_str(&out).expect("encoded values are visible ASCII")
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Writes `X-Forwarded-For`, `-Proto` and `-Host` as configured.
+pub fn forwarded(
+    headers: &mut HeaderMap,
+    mode: XForwarded,
+    peer: IpAddr,
+    proto: &'static str,
+    host: Option<HeaderValue>,
+) {
+    match mode {
+        XForwarded::Off => {}
+        XForwarded::Set => {
+            headers.insert(X_FORWARDED_FOR, HeaderValue::from_str(&peer.to_string()).expect("an IP is ASCII"));
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+            match host {
+                Some(h) => headers.insert(X_FORWARDED_HOST, h),
+                None => headers.remove(X_FORWARDED_HOST),
+            };
+        }
+        XForwarded::Append => {
+            let prior: Vec<&str> = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect();
+            let value = if prior.is_empty() { peer.to_string() } else { format!("{}, {peer}", prior.join(", ")) };
+            headers.insert(X_FORWARDED_FOR, HeaderValue::from_str(&value).expect("joined header values are valid"));
+            if !headers.contains_key(&X_FORWARDED_PROTO) {
+                headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+            }
+            if let Some(h) = host.filter(|_| !headers.contains_key(&X_FORWARDED_HOST)) {
+                headers.insert(X_FORWARDED_HOST, h);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn identity_lookalikes_are_stripped_in_any_form() {
+        let h = IdentityHeaders::new("X-Auth-");
+        let mut m = map(&[
+            ("X-Auth-Subject", "mallory"),
+            ("x-auth-subject", "again"),
+            ("x_auth_subject", "underscore"),
+            ("X_AUTH_ROLES", "admin"),
+            ("x-auth-anything-else", "1"),
+            ("x-authority", "kept"),
+            ("accept", "*/*"),
+        ]);
+        h.strip(&mut m);
+        let mut left: Vec<&str> = m.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, vec!["accept", "x-authority"]);
+    }
+
+    #[test]
+    fn connection_named_headers_go_before_injection() {
+        let h = IdentityHeaders::new("X-Auth-");
+        let mut m =
+            map(&[("connection", "keep-alive, X-Auth-Subject, x-custom"), ("x-custom", "1"), ("te", "trailers")]);
+        remove_hop_by_hop(&mut m);
+        h.strip(&mut m);
+        let id = TokenId::parse("AAAAAAAAAAAA").unwrap();
+        let scopes = vec!["env:prod".parse().unwrap(), "deployment:a@prod".parse().unwrap()];
+        h.inject(
+            &mut m,
+            &Identity {
+                subject: "alice",
+                token_id: &id,
+                kind: TokenKind::Personal,
+                org: Some("acme"),
+                roles: &["viewer", "admin"],
+                scopes: &scopes,
+            },
+        );
+        assert!(m.get("x-custom").is_none() && m.get("te").is_none() && m.get("connection").is_none());
+        assert_eq!(m["x-auth-subject"], "alice");
+        assert_eq!(m["x-auth-token-id"], "AAAAAAAAAAAA");
+        assert_eq!(m["x-auth-token-kind"], "personal");
+        assert_eq!(m["x-auth-org"], "acme");
+        assert_eq!(m["x-auth-roles"], "viewer,admin");
+        assert_eq!(m["x-auth-scopes"], "env:prod,deployment:a@prod");
+    }
+
+    #[test]
+    fn stored_values_cannot_break_a_header_line() {
+        for evil in ["a\r\nX-Auth-Roles: admin", "a,b", "caf\u{e9}", "100%", "q\"uote", "tab\there"] {
+            let v = encode_value(evil);
+            let s = v.to_str().unwrap();
+            assert!(s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b','), "{evil:?} -> {s:?}");
+        }
+        assert_eq!(encode_value("a\r\nb"), "a%0D%0Ab");
+    }
+
+    #[test]
+    fn upgrade_requests_are_recognised() {
+        assert_eq!(
+            upgrade_request(&map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")])).unwrap(),
+            "websocket"
+        );
+        assert!(upgrade_request(&map(&[("upgrade", "websocket")])).is_none());
+        assert!(upgrade_request(&map(&[("connection", "upgrade")])).is_none());
+    }
+
+    #[test]
+    fn forwarded_headers_follow_the_mode() {
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let host = Some(HeaderValue::from_static("api.example"));
+        let mut m =
+            map(&[("x-forwarded-for", "1.1.1.1"), ("x-forwarded-for", "2.2.2.2"), ("x-forwarded-proto", "https")]);
+        forwarded(&mut m, XForwarded::Append, peer, "http", host.clone());
+        assert_eq!(m["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.0.0.9");
+        assert_eq!(m["x-forwarded-proto"], "https");
+        assert_eq!(m["x-forwarded-host"], "api.example");
+
+        let mut m = map(&[("x-forwarded-for", "1.1.1.1"), ("x-forwarded-host", "spoofed")]);
+        forwarded(&mut m, XForwarded::Set, peer, "http", host);
+        assert_eq!(m["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(m["x-forwarded-proto"], "http");
+        assert_eq!(m["x-forwarded-host"], "api.example");
+
+        let mut m = map(&[("x-forwarded-for", "1.1.1.1")]);
+        forwarded(&mut m, XForwarded::Off, peer, "http", None);
+        assert_eq!(m["x-forwarded-for"], "1.1.1.1");
+    }
+}

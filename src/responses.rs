@@ -1,0 +1,154 @@
+//! The one place that turns a data-path failure into an HTTP response.
+//!
+//! | failure               | status | `WWW-Authenticate`                                      |
+//! |-----------------------|--------|---------------------------------------------------------|
+//! | missing credentials   | 401    | `Bearer realm="tokengate"` (no error code, RFC 6750 §3.1) |
+//! | invalid request       | 400    | `… error="invalid_request", error_description="…"`      |
+//! | invalid token         | 401    | `… error="invalid_token", error_description="…"` (one generic text) |
+//! | insufficient scope    | 403    | `… error="insufficient_scope"`                          |
+//! | store unavailable     | 503    | — (`Retry-After`)                                       |
+//! | upstream unavailable  | 502    | —                                                       |
+//! | upstream timeout      | 504    | —                                                       |
+//!
+//! Bodies are small JSON objects `{"error": "...", "error_description": "..."}`. Nothing about
+//! the presented token, or why exactly it was refused, is ever put in a response: the reason goes
+//! to logs and metrics by token id.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use crate::metrics::Outcome;
+
+/// Seconds a client is asked to wait when the store is unreachable.
+pub const RETRY_AFTER_SECS: u64 = 2;
+
+const INVALID_TOKEN_TEXT: &str = "The access token is invalid, expired or revoked.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    MissingCredentials,
+    /// The request itself is malformed; the text says how (never quoting the token).
+    InvalidRequest(&'static str),
+    InvalidToken,
+    InsufficientScope,
+    StoreUnavailable,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+}
+
+impl Failure {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MissingCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Self::MissingCredentials => Outcome::MissingCredentials,
+            Self::InvalidRequest(_) => Outcome::InvalidRequest,
+            Self::InvalidToken => Outcome::InvalidToken,
+            Self::InsufficientScope => Outcome::InsufficientScope,
+            Self::StoreUnavailable => Outcome::StoreUnavailable,
+            Self::UpstreamUnavailable => Outcome::UpstreamError,
+            Self::UpstreamTimeout => Outcome::UpstreamTimeout,
+        }
+    }
+
+    fn code_and_text(self) -> (&'static str, &'static str) {
+        match self {
+            Self::MissingCredentials => ("missing_credentials", "A bearer token is required."),
+            Self::InvalidRequest(text) => ("invalid_request", text),
+            Self::InvalidToken => ("invalid_token", INVALID_TOKEN_TEXT),
+            Self::InsufficientScope => {
+                ("insufficient_scope", "The access token does not grant access to this resource.")
+            }
+            Self::StoreUnavailable => ("temporarily_unavailable", "Tokens cannot be checked right now; retry shortly."),
+            Self::UpstreamUnavailable => ("bad_gateway", "The upstream service is unavailable."),
+            Self::UpstreamTimeout => ("gateway_timeout", "The upstream service did not answer in time."),
+        }
+    }
+
+    fn www_authenticate(self) -> Option<String> {
+        let realm = r#"Bearer realm="tokengate""#;
+        Some(match self {
+            Self::MissingCredentials => realm.to_string(),
+            Self::InvalidRequest(text) => format!(r#"{realm}, error="invalid_request", error_description="{text}""#),
+            Self::InvalidToken => {
+                format!(r#"{realm}, error="invalid_token", error_description="{INVALID_TOKEN_TEXT}""#)
+            }
+            Self::InsufficientScope => format!(r#"{realm}, error="insufficient_scope""#),
+            _ => return None,
+        })
+    }
+
+    /// The complete response.
+    pub fn response(self) -> Response<Full<Bytes>> {
+        let (code, text) = self.code_and_text();
+        let body = serde_json::json!({ "error": code, "error_description": text }).to_string();
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(value) = self.www_authenticate() {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_str(&value).expect("static texts are header-safe"));
+        }
+        if self == Self::StoreUnavailable {
+            headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn parts(f: Failure) -> (StatusCode, Option<String>, Option<String>, serde_json::Value) {
+        let r: Response<Full<Bytes>> = f.response();
+        let www = r.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_string());
+        let retry = r.headers().get(RETRY_AFTER).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+        let status = r.status();
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        (status, www, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn each_failure_is_pinned() {
+        let (s, www, retry, body) = parts(Failure::MissingCredentials).await;
+        assert_eq!((s.as_u16(), www.as_deref(), retry), (401, Some(r#"Bearer realm="tokengate""#), None));
+        assert_eq!(body["error"], "missing_credentials");
+
+        let (s, www, _, body) = parts(Failure::InvalidRequest("multiple Authorization headers")).await;
+        assert_eq!(s.as_u16(), 400);
+        assert_eq!(
+            www.unwrap(),
+            r#"Bearer realm="tokengate", error="invalid_request", error_description="multiple Authorization headers""#
+        );
+        assert_eq!(body["error_description"], "multiple Authorization headers");
+
+        let (s, www, _, body) = parts(Failure::InvalidToken).await;
+        assert_eq!(s.as_u16(), 401);
+        assert!(www.unwrap().contains(r#"error="invalid_token""#));
+        assert_eq!(body["error"], "invalid_token");
+
+        let (s, www, _, _) = parts(Failure::InsufficientScope).await;
+        assert_eq!((s.as_u16(), www.unwrap().contains(r#"error="insufficient_scope""#)), (403, true));
+
+        let (s, www, retry, _) = parts(Failure::StoreUnavailable).await;
+        assert_eq!((s.as_u16(), www, retry.as_deref()), (503, None, Some("2")));
+        assert_eq!(parts(Failure::UpstreamUnavailable).await.0.as_u16(), 502);
+        assert_eq!(parts(Failure::UpstreamTimeout).await.0.as_u16(), 504);
+    }
+}
