@@ -159,6 +159,12 @@ impl Proxy {
 impl Inner {
     async fn forward(&self, req: Request<Incoming>, conn: ConnInfo) -> Result<Response<ProxyBody>, Failure> {
         let (mut parts, body) = req.into_parts();
+        // hyper's buffer limit is a backstop; this is the exact limit, for HTTP/1 and HTTP/2 alike.
+        let head_size: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
+            + parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        if head_size > self.config.max_header_bytes {
+            return Err(Failure::HeadersTooLarge);
+        }
         let path = crate::path::normalize(parts.uri.path()).map_err(|e| Failure::InvalidRequest(path_problem(e)))?;
         let query = parts.uri.query();
         let bearer = auth::bearer(&parts.headers, query)?;

@@ -6,6 +6,7 @@
 //! | invalid request       | 400    | `… error="invalid_request", error_description="…"`      |
 //! | invalid token         | 401    | `… error="invalid_token", error_description="…"` (one generic text) |
 //! | insufficient scope    | 403    | `… error="insufficient_scope"`                          |
+//! | request head too large| 431    | —                                                       |
 //! | store unavailable     | 503    | — (`Retry-After`)                                       |
 //! | upstream unavailable  | 502    | —                                                       |
 //! | upstream timeout      | 504    | —                                                       |
@@ -31,6 +32,7 @@ pub enum Failure {
     MissingCredentials,
     /// The request itself is malformed; the text says how (never quoting the token).
     InvalidRequest(&'static str),
+    HeadersTooLarge,
     InvalidToken,
     InsufficientScope,
     StoreUnavailable,
@@ -43,6 +45,7 @@ impl Failure {
         match self {
             Self::MissingCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -53,7 +56,7 @@ impl Failure {
     pub fn outcome(self) -> Outcome {
         match self {
             Self::MissingCredentials => Outcome::MissingCredentials,
-            Self::InvalidRequest(_) => Outcome::InvalidRequest,
+            Self::InvalidRequest(_) | Self::HeadersTooLarge => Outcome::InvalidRequest,
             Self::InvalidToken => Outcome::InvalidToken,
             Self::InsufficientScope => Outcome::InsufficientScope,
             Self::StoreUnavailable => Outcome::StoreUnavailable,
@@ -66,6 +69,7 @@ impl Failure {
         match self {
             Self::MissingCredentials => ("missing_credentials", "A bearer token is required."),
             Self::InvalidRequest(text) => ("invalid_request", text),
+            Self::HeadersTooLarge => ("headers_too_large", "The request headers are too large."),
             Self::InvalidToken => ("invalid_token", INVALID_TOKEN_TEXT),
             Self::InsufficientScope => {
                 ("insufficient_scope", "The access token does not grant access to this resource.")
@@ -150,5 +154,7 @@ mod tests {
         assert_eq!((s.as_u16(), www, retry.as_deref()), (503, None, Some("2")));
         assert_eq!(parts(Failure::UpstreamUnavailable).await.0.as_u16(), 502);
         assert_eq!(parts(Failure::UpstreamTimeout).await.0.as_u16(), 504);
+        let (s, www, _, body) = parts(Failure::HeadersTooLarge).await;
+        assert_eq!((s.as_u16(), www, body["error"].as_str()), (431, None, Some("headers_too_large")));
     }
 }

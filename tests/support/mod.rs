@@ -1,5 +1,9 @@
-//! Shared test helpers: a real `redis-server` on a free loopback port, and token fixtures.
+//! Shared test helpers: a real `redis-server` on a free loopback port, a real upstream, an
+//! in-process tokengate, a call-counting store wrapper, and token fixtures.
 #![allow(dead_code)]
+
+pub mod gate;
+pub mod upstream;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
