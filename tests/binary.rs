@@ -6,6 +6,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use support::{minter, new_token};
 
 struct Running {
     child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
     _upstream: Upstream,
@@ -78,7 +80,7 @@ async fn start(extra: &str) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tokengate"))
         .args(["serve", "--config"])
         .arg(&config)
-        .env_remove("RUST_LOG")
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -91,9 +93,15 @@ async fn start(extra: &str) -> Running {
             break v["listen"].as_str().unwrap().parse().unwrap();
         }
     };
-    // Keep draining its logs so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Running { child, addr, _dir: dir, _upstream: upstream, token: secret.expose().to_string() }
+    // Keep reading its logs (so it never blocks on a full pipe) for the tests to inspect.
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Running { child, logs, addr, _dir: dir, _upstream: upstream, token: secret.expose().to_string() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,4 +170,27 @@ async fn large_bodies_stream_through_in_bounded_memory() {
         peak >> 20
     );
     assert!(peak < 64 << 20, "peak RSS {} MiB: bodies must stream, not buffer", peak >> 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_never_appear_in_logs() {
+    let mut gate = start("").await;
+    let url = format!("http://{}/api", gate.addr);
+    let good = gate.token.clone();
+    let (_, unknown) = tokengate::token::TokenFormat::default().generate(TokenKind::Personal);
+    let mut broken = good.clone();
+    broken.pop();
+    for t in [good.as_str(), unknown.expose(), broken.as_str()] {
+        send(Method::GET, &url, &[("authorization", &bearer(t))], Bytes::new()).await;
+    }
+    send(Method::GET, &format!("{url}?access_token={good}"), &[], Bytes::new()).await;
+    gate.signal("-TERM");
+    assert!(gate.wait_exit(Duration::from_secs(10)).success());
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = gate.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("token refused"), "refusals are logged (by token id): {logs}");
+    // The id (public) may appear; the secret part of any presented token never does.
+    for t in [good.as_str(), unknown.expose(), broken.as_str()] {
+        assert!(!logs.contains(&t[16..50]), "a token secret leaked into the logs");
+    }
 }

@@ -210,3 +210,34 @@ fn route_rules_are_validated() {
     refused(&format!("{BASE}routes:\n  - path: /a\n    publik: true\n"), "routes[0].publik", "unknown field");
     refused(&format!("{BASE}routes:\n  - methods: [GET]\n"), "routes[0]", "missing field `path`");
 }
+
+#[test]
+fn data_path_settings_are_validated() {
+    let c = load(BASE).unwrap();
+    assert_eq!(c.proxy.identity_header_prefix, "X-Auth-");
+    assert_eq!(c.proxy.max_header_bytes, 65_536);
+    assert_eq!(c.cache.ttl, Duration::from_secs(30));
+    assert_eq!(c.cache.negative_ttl, Duration::from_secs(5));
+    assert_eq!(c.last_used.flush_interval, Duration::from_secs(10));
+    refused(&format!("{BASE}proxy:\n  x_forwarded: maybe\n"), "proxy.x_forwarded", "not one of");
+    refused(
+        &format!("{BASE}proxy:\n  identity_header_prefix: 'X Auth'\n"),
+        "proxy.identity_header_prefix",
+        "invalid header prefix",
+    );
+    refused(&format!("{BASE}proxy:\n  max_connections: 0\n"), "proxy.max_connections", "greater than zero");
+    refused(&format!("{BASE}proxy:\n  max_header_bytes: 100\n"), "proxy.max_header_bytes", "between 8192");
+    refused(&format!("{BASE}proxy:\n  header_read_timeout: fast\n"), "proxy.header_read_timeout", "invalid duration");
+    refused(
+        &format!("{BASE}proxy:\n  upstream_response_timeout: 0ms\n"),
+        "proxy.upstream_response_timeout",
+        "greater than zero",
+    );
+    refused(&format!("{BASE}proxy:\n  tls: {{}}\n"), "proxy.tls.cert_file", "required");
+    refused(&format!("{BASE}proxy:\n  forward_auth: true\n"), "proxy.forward_auth", "unknown field");
+    refused(&format!("{BASE}cache:\n  ttl: 1m\n  max_staleness: 30s\n"), "cache.max_staleness", "at least `cache.ttl`");
+    refused(&format!("{BASE}cache:\n  negative_ttl: soon\n"), "cache.negative_ttl", "invalid duration");
+    refused(&format!("{BASE}cache:\n  max_entries: 0\n"), "cache.max_entries", "greater than zero");
+    refused(&format!("{BASE}last_used:\n  flush_interval: 10\n"), "last_used.flush_interval", "time unit needed");
+    refused(&format!("{BASE}last_used:\n  max_pending: 0\n"), "last_used.max_pending", "greater than zero");
+}

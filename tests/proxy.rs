@@ -436,3 +436,54 @@ async fn admin_port_serves_health_readiness_and_metrics() {
     // The proxy port never serves the admin endpoints: /metrics there is just an upstream path.
     assert_eq!(get(&s.gate.url("/metrics"), &[]).await.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_by_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup_with("proxy:\n  header_read_timeout: 300ms\n").await;
+    let mut slow = tokio::net::TcpStream::connect(s.gate.addr).await.unwrap();
+    slow.write_all(b"GET /api HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was closed");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "closed after {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_holds_new_connections_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup_with("proxy:\n  max_connections: 1\n").await;
+    let first = tokio::net::TcpStream::connect(s.gate.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut second = tokio::net::TcpStream::connect(s.gate.addr).await.unwrap();
+    let request =
+        format!("GET /api HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", s.org);
+    second.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(400), second.read(&mut buf)).await;
+    assert!(early.is_err(), "the second connection waits while the first holds the only slot");
+    drop(first);
+    let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_websockets_are_drained_up_to_the_deadline_on_shutdown() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    let s = setup_with("shutdown:\n  drain_timeout: 600ms\n").await;
+    let mut request = format!("ws://{}/ws", s.gate.addr).into_client_request().unwrap();
+    request.headers_mut().insert("authorization", bearer(&s.org).parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(s.gate.stop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ws.send(Message::text("still here")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("still here"), "tunnels keep working while draining");
+    stopping.await.unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(5), "shutdown waited {took:?}");
+}
