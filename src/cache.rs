@@ -15,6 +15,7 @@
 //!
 //! Freshness is measured with `tokio::time::Instant`, so tests drive it with a paused clock.
 
+use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -91,13 +92,13 @@ impl AuthCache {
     /// The token record for `id`, `None` when the store has no such token.
     pub async fn token(&self, id: &TokenId) -> Result<Option<Arc<Token>>, StoreError> {
         let store = &self.inner.store;
-        self.inner.lookup(&self.inner.tokens, *id, || store.get(id)).await
+        self.inner.lookup(&self.inner.tokens, id, || store.get(id)).await
     }
 
     /// The principal `id`, `None` when there is no such principal.
     pub async fn principal(&self, id: &str) -> Result<Option<Arc<Principal>>, StoreError> {
         let store = &self.inner.store;
-        self.inner.lookup(&self.inner.principals, id.to_string(), || store.get_principal(id)).await
+        self.inner.lookup(&self.inner.principals, id, || store.get_principal(id)).await
     }
 
     /// Marks every cached record as needing revalidation. Records stay available for use while
@@ -124,20 +125,22 @@ impl Inner {
         e.epoch == Some(self.epoch.load(Ordering::Acquire)) && now.saturating_duration_since(e.fetched) < ttl
     }
 
-    async fn lookup<K, V, F, Fut>(
+    /// Looks `key` up; the owned key is only built when the store must be asked.
+    async fn lookup<K, Q, V, F, Fut>(
         &self,
         cache: &Cache<K, Entry<V>>,
-        key: K,
+        key: &Q,
         fetch: F,
     ) -> Result<Option<Arc<V>>, StoreError>
     where
-        K: Hash + Eq + Send + Sync + Clone + 'static,
+        K: Hash + Eq + Send + Sync + Clone + Borrow<Q> + 'static,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         V: Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, StoreError>>,
     {
         let now = Instant::now();
-        let cached = cache.get(&key).await;
+        let cached = cache.get(key).await;
         if let Some(e) = &cached
             && self.is_fresh(e, now)
         {
@@ -146,7 +149,7 @@ impl Inner {
         }
         self.metrics.misses.inc();
         let computed = cache
-            .entry(key)
+            .entry(key.to_owned())
             .and_try_compute_with(|existing| async move {
                 if let Some(e) = existing
                     && self.is_fresh(e.value(), Instant::now())

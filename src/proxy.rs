@@ -36,7 +36,7 @@ use crate::metrics::{Outcome, ProxyMetrics};
 use crate::path::PathError;
 use crate::recorder::Recorder;
 use crate::responses::Failure;
-use crate::routes::{Access, RouteTable, Rule};
+use crate::routes::{Access, RouteTable};
 use crate::server::ConnInfo;
 use crate::token::TokenFormat;
 
@@ -171,8 +171,15 @@ impl Inner {
         let rule = self.routes.find(parts.method.as_str(), &path);
         let authenticated = match rule.map(|r| &r.access) {
             Some(Access::Public) => None,
-            _ => Some(self.authenticate(bearer, rule).await?),
+            _ => Some(self.authenticate(bearer).await?),
         };
+        let roles = authenticated.as_ref().map(Authenticated::roles).unwrap_or_default();
+        if let (Some(a), Some(rule)) = (&authenticated, rule)
+            && !rule.permits(&roles, &a.token.scopes)
+        {
+            tracing::info!(token_id = %a.token.id, route = rule.path(), "token lacks the route's role or scope");
+            return Err(Failure::InsufficientScope);
+        }
 
         let mut path_and_query =
             String::with_capacity(self.upstream.base_path.len() + path.len() + 1 + query.map_or(0, str::len));
@@ -196,7 +203,6 @@ impl Inner {
             headers.remove(AUTHORIZATION);
         }
         if let Some(a) = &authenticated {
-            let roles = a.roles();
             let id = Identity {
                 subject: a.subject(),
                 token_id: &a.token.id,
@@ -261,8 +267,8 @@ impl Inner {
         Ok(response.map(Either::Left))
     }
 
-    /// Authenticates the bearer token and applies the rule's role and scope requirements.
-    async fn authenticate(&self, bearer: Option<&str>, rule: Option<&Rule>) -> Result<Authenticated, Failure> {
+    /// Authenticates the bearer token (the rule's requirements are checked by the caller).
+    async fn authenticate(&self, bearer: Option<&str>) -> Result<Authenticated, Failure> {
         let started = Instant::now();
         let raw = bearer.ok_or(Failure::MissingCredentials)?;
         let authenticated = match self.auth.authenticate(raw, Timestamp::now()).await {
@@ -280,12 +286,6 @@ impl Inner {
                 return Err(Failure::StoreUnavailable);
             }
         };
-        if let Some(rule) = rule
-            && !rule.permits(&authenticated.roles(), &authenticated.token.scopes)
-        {
-            tracing::info!(token_id = %authenticated.token.id, route = rule.path(), "token lacks the route's role or scope");
-            return Err(Failure::InsufficientScope);
-        }
         self.metrics.auth_seconds.observe(started.elapsed().as_secs_f64());
         Ok(authenticated)
     }
