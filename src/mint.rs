@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::clock::Timestamp;
-use crate::digest::Hasher;
+use crate::digest::{Hasher, TokenDigest};
 use crate::model::{Token, TokenKind, TokenStatus};
 use crate::scope::Scope;
 use crate::store::{StoreError, TokenStore};
@@ -58,8 +58,16 @@ impl Minter {
             last_used_at: None,
             last_used_from: None,
             digest: self.hasher.digest(secret.expose()),
+            previous: None,
         };
         (secret, token)
+    }
+
+    /// A new secret for an existing token (same id and kind), with its digest.
+    pub fn remint(&self, token: &Token) -> (SecretToken, TokenDigest) {
+        let secret = self.format.generate_with_id(token.kind, token.id);
+        let digest = self.hasher.digest(secret.expose());
+        (secret, digest)
     }
 
     /// Mints and stores a token, drawing a new id if the store reports a collision.

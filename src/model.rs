@@ -184,6 +184,17 @@ pub struct Token {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_from: Option<String>,
     pub digest: TokenDigest,
+    /// After a rotation with a grace period: the previous secret's digest and until when it
+    /// still works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousSecret>,
+}
+
+/// A rotated-out secret that keeps working until `valid_until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub digest: TokenDigest,
+    pub valid_until: Timestamp,
 }
 
 impl PartialEq for TokenDigest {
@@ -239,6 +250,7 @@ pub enum AuditAction {
     Revoke,
     Restore,
     Delete,
+    Rotate,
 }
 
 impl From<Action> for AuditAction {
@@ -261,6 +273,7 @@ impl AuditAction {
             Self::Revoke => "revoke",
             Self::Restore => "restore",
             Self::Delete => "delete",
+            Self::Rotate => "rotate",
         }
     }
 }
@@ -339,6 +352,7 @@ mod tests {
             last_used_at: None,
             last_used_from: None,
             digest: crate::digest::Hasher::new(None).digest("x"),
+            previous: None,
         }
     }
 

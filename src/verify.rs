@@ -64,7 +64,10 @@ pub fn check(
 ) -> Result<(), Rejection> {
     let record = record.ok_or(Rejection::Unknown)?;
     // The kind is part of the digested string, so a prefix swap also fails here.
-    if record.kind != presented.kind || !hasher.verify(presented.raw(), &record.digest) {
+    let digest = hasher.digest(presented.raw());
+    let current = digest.matches(&record.digest);
+    let previous = record.previous.as_ref().is_some_and(|p| now < p.valid_until && digest.matches(&p.digest));
+    if record.kind != presented.kind || !(current || previous) {
         return Err(Rejection::Mismatch);
     }
     match record.status {

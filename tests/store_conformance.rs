@@ -106,4 +106,5 @@ both_backends!(
     audit_is_newest_first_and_capped,
     changes_publish_invalidations,
     restart_keeps_data_and_the_store_recovers,
+    rotation_replaces_the_secret_with_an_optional_grace_period,
 );

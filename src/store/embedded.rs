@@ -25,7 +25,9 @@ use tokio::sync::broadcast;
 
 use super::index::Cursor;
 use super::{Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, Page, StoreError, StoreOptions, TokenStore};
-use crate::model::{Action, AuditAction, AuditEvent, Principal, Token, TokenStatus, TransitionError};
+use crate::clock::Timestamp;
+use crate::digest::TokenDigest;
+use crate::model::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
 use crate::token::TokenId;
 
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
@@ -232,6 +234,35 @@ impl TokenStore for EmbeddedStore {
                 token
             };
             s.append_audit(&txn, &AuditEvent::now(&token, &actor, action.into()))?;
+            txn.commit().map_err(unavailable)?;
+            s.notify(Invalidation::Token(id));
+            Ok(token)
+        })
+        .await
+    }
+
+    async fn rotate(
+        &self,
+        id: &TokenId,
+        digest: &TokenDigest,
+        grace_until: Option<Timestamp>,
+        actor: &str,
+    ) -> Result<Token, StoreError> {
+        let (id, digest, actor) = (*id, *digest, actor.to_string());
+        self.blocking(move |s| {
+            let txn = s.db.begin_write().map_err(unavailable)?;
+            let token = {
+                let mut tokens = txn.open_table(TOKENS).map_err(unavailable)?;
+                let mut token = load_token(&tokens, &id)?.ok_or(StoreError::NotFound)?;
+                if token.status == TokenStatus::Revoked {
+                    return Err(StoreError::RotateRevoked);
+                }
+                token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
+                token.digest = digest;
+                tokens.insert(id.as_str(), encode(&token).as_slice()).map_err(unavailable)?;
+                token
+            };
+            s.append_audit(&txn, &AuditEvent::now(&token, &actor, AuditAction::Rotate))?;
             txn.commit().map_err(unavailable)?;
             s.notify(Invalidation::Token(id));
             Ok(token)

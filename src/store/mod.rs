@@ -22,6 +22,7 @@ use tokio::sync::broadcast;
 
 use crate::clock::Timestamp;
 use crate::config::StoreConfig;
+use crate::digest::TokenDigest;
 use crate::model::{Action, AuditEvent, DisplayStatus, Principal, Token, TokenKind, TransitionError};
 use crate::token::TokenId;
 
@@ -43,6 +44,8 @@ pub enum StoreError {
     Transition(#[from] TransitionError),
     #[error("only revoked tokens can be deleted (this one is {0})")]
     NotRevoked(&'static str),
+    #[error("a revoked token cannot be rotated")]
+    RotateRevoked,
     #[error("invalid cursor")]
     InvalidCursor,
     #[error("store unavailable: {0}")]
@@ -179,6 +182,16 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Applies a lifecycle action atomically and returns the token as it now is.
     async fn transition(&self, id: &TokenId, action: Action, actor: &str) -> Result<Token, StoreError>;
+
+    /// Replaces the token's secret digest; the previous one keeps working until `grace_until`
+    /// (`None`: it stops at once). Refused for revoked tokens.
+    async fn rotate(
+        &self,
+        id: &TokenId,
+        digest: &TokenDigest,
+        grace_until: Option<Timestamp>,
+        actor: &str,
+    ) -> Result<Token, StoreError>;
 
     /// Deletes a revoked token; its id is retired, never to be issued again.
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError>;

@@ -16,8 +16,8 @@
 //! | `{p}:audit`                  | list   | audit event JSON, newest first, trimmed to `audit.max_events`  |
 //! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
 //!
-//! `st`, `lu` and `lf` take precedence over the same fields inside `rec`. Creation, transitions
-//! and deletion are Lua scripts (`src/store/lua/`) that check, write, append the audit event and
+//! `st`, `lu` and `lf` take precedence over the same fields inside `rec`. Creation, transitions,
+//! rotation and deletion are Lua scripts (`src/store/lua/`) that check, write, append the audit event and
 //! publish the invalidation in one atomic step.
 //!
 //! The command connection is a [`ConnectionManager`] created lazily, so tokengate starts while
@@ -41,13 +41,16 @@ use super::index::Cursor;
 use super::{Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, Page, StoreError, StoreOptions, TokenStore};
 use crate::clock::Timestamp;
 use crate::config::RedisConfig;
-use crate::model::{Action, AuditAction, AuditEvent, Principal, Token, TokenStatus, TransitionError};
+use crate::digest::TokenDigest;
+use crate::model::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
 use crate::token::TokenId;
 
 /// How often the subscription connection is pinged to detect a dead peer.
 const SUBSCRIPTION_PING: Duration = Duration::from_secs(5);
 /// Largest backoff between resubscription attempts.
 const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
+/// Attempts of the optimistic rotation before giving up.
+const ROTATE_ATTEMPTS: usize = 5;
 /// Tokens per last-used script call.
 const LAST_USED_CHUNK: usize = 500;
 
@@ -71,6 +74,7 @@ struct Scripts {
     create: Script,
     transition: Script,
     delete: Script,
+    rotate: Script,
     last_used: Script,
 }
 
@@ -139,6 +143,7 @@ impl RedisStore {
             create: Script::new(include_str!("lua/create.lua")),
             transition: Script::new(include_str!("lua/transition.lua")),
             delete: Script::new(include_str!("lua/delete.lua")),
+            rotate: Script::new(include_str!("lua/rotate.lua")),
             last_used: Script::new(include_str!("lua/last_used.lua")),
         };
         Ok(Self {
@@ -326,6 +331,59 @@ impl TokenStore for RedisStore {
             }
             _ => Err(corrupt(format!("transition script answered {outcome:?}"))),
         }
+    }
+
+    async fn rotate(
+        &self,
+        id: &TokenId,
+        digest: &TokenDigest,
+        grace_until: Option<Timestamp>,
+        actor: &str,
+    ) -> Result<Token, StoreError> {
+        let k = &self.inner.keys;
+        // Optimistic: read the record, write the new one only if it is unchanged.
+        for _ in 0..ROTATE_ATTEMPTS {
+            let (rec, st): (Option<String>, Option<String>) = redis::cmd("HMGET")
+                .arg(k.token(id))
+                .arg(&["rec", "st"])
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            let (Some(rec), Some(st)) = (rec, st) else { return Err(StoreError::NotFound) };
+            let mut token: Token = serde_json::from_str(&rec).map_err(corrupt)?;
+            token.status = TokenStatus::parse(&st).ok_or_else(|| corrupt(format!("status {st:?}")))?;
+            if token.status == TokenStatus::Revoked {
+                return Err(StoreError::RotateRevoked);
+            }
+            token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
+            token.digest = *digest;
+            let new_rec = serde_json::to_string(&token).expect("token serializes");
+            let event =
+                serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Rotate)).expect("event serializes");
+            let outcome: Vec<String> = self
+                .inner
+                .scripts
+                .rotate
+                .key(k.token(id))
+                .key(k.audit())
+                .arg(rec)
+                .arg(new_rec)
+                .arg(event)
+                .arg(self.inner.options.audit_limit)
+                .arg(k.channel())
+                .arg(Invalidation::Token(*id).encode())
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            match outcome.first().map(String::as_str) {
+                Some("ok") => return self.get(id).await?.ok_or(StoreError::NotFound),
+                Some("missing") => return Err(StoreError::NotFound),
+                Some("revoked") => return Err(StoreError::RotateRevoked),
+                Some("retry") => continue,
+                _ => return Err(corrupt(format!("rotate script answered {outcome:?}"))),
+            }
+        }
+        Err(StoreError::Unavailable("the token kept changing during rotation; try again".into()))
     }
 
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {

@@ -455,3 +455,47 @@ pub async fn restart_keeps_data_and_the_store_recovers<B: Backend>() {
     assert_eq!(store.list(&ListQuery::default()).await.unwrap().tokens.len(), 2);
     assert_eq!(status_of(&store, &second.id).await, TokenStatus::Active);
 }
+
+pub async fn rotation_replaces_the_secret_with_an_optional_grace_period<B: Backend>() {
+    use tokengate::digest::Hasher;
+    use tokengate::token::TokenFormat;
+    use tokengate::verify::{Rejection, check};
+
+    let b = started::<B>().await;
+    let store = b.store();
+    let m = minter();
+    let (old, token) = m.issue(store.as_ref(), &new_token(TokenKind::Personal, "rotating", "alice")).await.unwrap();
+    store.record_last_used(&[LastUse { id: token.id, at: Timestamp(9), from: None }]).await.unwrap();
+    let format = TokenFormat::default();
+    let hasher = Hasher::new(None);
+    let verdict = |secret: &str, record: &Token, now: Timestamp| {
+        check(&hasher, &format.parse(secret).unwrap(), Some(record), now)
+    };
+
+    // With a grace period: both secrets work until it ends.
+    let (new, digest) = m.remint(&token);
+    let grace_until = Timestamp::now().saturating_add(Duration::from_secs(3600));
+    let rotated = store.rotate(&token.id, &digest, Some(grace_until), "op").await.unwrap();
+    assert_eq!((rotated.id, rotated.name.as_str(), rotated.created_at), (token.id, "rotating", token.created_at));
+    assert_eq!(rotated.last_used_at, Some(Timestamp(9)), "rotation keeps last-used");
+    let stored = store.get(&token.id).await.unwrap().unwrap();
+    let now = Timestamp::now();
+    assert_eq!(verdict(new.expose(), &stored, now), Ok(()));
+    assert_eq!(verdict(old.expose(), &stored, now), Ok(()), "old secret works during the grace period");
+    assert_eq!(verdict(old.expose(), &stored, grace_until), Err(Rejection::Mismatch), "and not after it");
+
+    // Without one: the previous secret stops at once.
+    let (newest, digest) = m.remint(&token);
+    store.rotate(&token.id, &digest, None, "op").await.unwrap();
+    let stored = store.get(&token.id).await.unwrap().unwrap();
+    assert_eq!(verdict(newest.expose(), &stored, now), Ok(()));
+    assert_eq!(verdict(new.expose(), &stored, now), Err(Rejection::Mismatch));
+    assert_eq!(store.audit(1).await.unwrap()[0].action, AuditAction::Rotate);
+
+    // Revoked or missing tokens cannot be rotated, and nothing changes.
+    store.transition(&token.id, Action::Revoke, "op").await.unwrap();
+    let (_, digest) = m.remint(&token);
+    assert!(matches!(store.rotate(&token.id, &digest, None, "op").await, Err(StoreError::RotateRevoked)));
+    assert!(matches!(store.rotate(&TokenId::generate(), &digest, None, "op").await, Err(StoreError::NotFound)));
+    assert_eq!(verdict(newest.expose(), &store.get(&token.id).await.unwrap().unwrap(), now), Err(Rejection::Revoked));
+}

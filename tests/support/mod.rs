@@ -212,6 +212,16 @@ impl TokenStore for Counting {
         self.hit()?;
         self.inner.transition(id, action, actor).await
     }
+    async fn rotate(
+        &self,
+        id: &TokenId,
+        digest: &tokengate::digest::TokenDigest,
+        grace_until: Option<Timestamp>,
+        actor: &str,
+    ) -> Result<Token, StoreError> {
+        self.hit()?;
+        self.inner.rotate(id, digest, grace_until, actor).await
+    }
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
         self.hit()?;
         self.inner.delete(id, actor).await
