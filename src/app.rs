@@ -2,7 +2,7 @@
 //!
 //! Shutdown order: readiness turns to "draining"; the proxy stops accepting and drains in-flight
 //! requests and tunnels (up to `shutdown.drain_timeout`); pending last-used times are flushed;
-//! then the admin listener stops.
+//! then the admin listener stops, and webhook deliveries in flight get a few seconds.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,16 +13,25 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::admin::Admin;
+use crate::admin::api::Api;
 use crate::auth::Authenticator;
 use crate::cache::AuthCache;
 use crate::config::Config;
 use crate::digest::Hasher;
-use crate::metrics::{CacheMetrics, ProxyMetrics, RecorderMetrics};
+use crate::metrics::{CacheMetrics, ProxyMetrics, RecorderMetrics, WebhookMetrics};
+use crate::mint::Minter;
 use crate::proxy::Proxy;
 use crate::recorder::{Recorder, RecorderTask};
 use crate::server::{self, ServerSettings};
 use crate::store::{self, Store, StoreOptions};
+use crate::webhook::{Notifier, NotifierTask};
+
+/// How long webhook deliveries in flight may continue after the listeners have stopped.
+const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
 /// The assembled service.
 pub struct App {
@@ -31,6 +40,8 @@ pub struct App {
     proxy: Proxy,
     admin: Admin,
     recorder_task: RecorderTask,
+    notifier: Notifier,
+    notifier_task: NotifierTask,
     tunnels: TaskTracker,
     proxy_metrics: ProxyMetrics,
 }
@@ -48,7 +59,7 @@ impl App {
         let proxy_metrics = ProxyMetrics::new(&registry);
         let cache = AuthCache::new(store.clone(), config.cache.clone(), CacheMetrics::new(&registry));
         let hasher = Hasher::new(config.tokens.pepper.as_ref());
-        let authenticator = Authenticator::new(config.tokens.format.clone(), hasher, cache);
+        let authenticator = Authenticator::new(config.tokens.format.clone(), hasher.clone(), cache);
         let (recorder, recorder_task) = Recorder::start(
             store.clone(),
             config.last_used.flush_interval,
@@ -56,9 +67,16 @@ impl App {
             RecorderMetrics::new(&registry),
         );
         let tunnels = TaskTracker::new();
-        let proxy = Proxy::new(&config, authenticator, recorder, proxy_metrics.clone(), tunnels.clone());
-        let admin = Admin::new(store.clone(), registry);
-        Ok(Self { config, store, proxy, admin, recorder_task, tunnels, proxy_metrics })
+        let proxy = Proxy::new(&config, authenticator.clone(), recorder, proxy_metrics.clone(), tunnels.clone());
+        let (notifier, notifier_task) = Notifier::start(&config.notifications, WebhookMetrics::new(&registry));
+        let api = Api {
+            store: store.clone(),
+            minter: Minter::new(config.tokens.format.clone(), hasher),
+            config: Arc::new(config.clone()),
+            notifier: notifier.clone(),
+        };
+        let admin = Admin::new(store.clone(), registry, authenticator, api);
+        Ok(Self { config, store, proxy, admin, recorder_task, notifier, notifier_task, tunnels, proxy_metrics })
     }
 
     pub fn config(&self) -> &Config {
@@ -150,6 +168,8 @@ impl App {
         self.recorder_task.shutdown().await;
         let _ = stop_admin.send(());
         admin_task.await.context("admin server task")?;
+        drop(self.admin);
+        self.notifier_task.shutdown(self.notifier, NOTIFY_GRACE).await;
         tracing::info!("tokengate stopped");
         Ok(())
     }

@@ -57,3 +57,4 @@ pub mod store;
 pub mod tls;
 pub mod token;
 pub mod verify;
+pub mod webhook;

@@ -208,6 +208,32 @@ impl RecorderMetrics {
     }
 }
 
+/// Webhook delivery metrics.
+#[derive(Clone)]
+pub struct WebhookMetrics {
+    pub delivered: IntCounter,
+    pub retries: IntCounter,
+    pub failed: IntCounter,
+    pub dropped: IntCounter,
+}
+
+impl WebhookMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        let deliveries =
+            counter_vec(registry, "tokengate_webhook_deliveries_total", "Webhook deliveries by result.", "result");
+        Self {
+            delivered: deliveries.with_label_values(&["delivered"]),
+            failed: deliveries.with_label_values(&["failed"]),
+            dropped: deliveries.with_label_values(&["dropped"]),
+            retries: counter(
+                registry,
+                "tokengate_webhook_retries_total",
+                "Webhook delivery attempts that will be retried.",
+            ),
+        }
+    }
+}
+
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
     let mut out = Vec::new();

@@ -1,4 +1,5 @@
-//! The one place that turns a data-path failure into an HTTP response.
+//! The one place that turns a failure into an HTTP response: [`Failure`] for the data path,
+//! [`ApiError`] for the admin API.
 //!
 //! | failure               | status | `WWW-Authenticate`                                      |
 //! |-----------------------|--------|---------------------------------------------------------|
@@ -112,6 +113,109 @@ impl Failure {
     }
 }
 
+/// An admin API failure. Bodies are `{"error": {"code": ..., "message": ..., "field": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// Bad JSON, an unknown field or a bad value; `field` names it when there is one.
+    BadRequest {
+        field: Option<String>,
+        message: String,
+    },
+    Unauthorized,
+    Forbidden(String),
+    NotFound(String),
+    /// The value of the `Allow` header.
+    MethodNotAllowed(&'static str),
+    Conflict(String),
+    PayloadTooLarge(usize),
+    UnsupportedMediaType,
+    Unavailable,
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadRequest { field: Some(field.into()), message: message.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn response(&self) -> Response<Full<Bytes>> {
+        let (code, message, field) = match self {
+            Self::BadRequest { field, message } => ("bad_request", message.clone(), field.clone()),
+            Self::Unauthorized => ("unauthorized", "an admin key or a personal token is required".into(), None),
+            Self::Forbidden(m) => ("forbidden", m.clone(), None),
+            Self::NotFound(m) => ("not_found", m.clone(), None),
+            Self::MethodNotAllowed(allow) => ("method_not_allowed", format!("allowed methods: {allow}"), None),
+            Self::Conflict(m) => ("conflict", m.clone(), None),
+            Self::PayloadTooLarge(max) => ("payload_too_large", format!("the request body is over {max} bytes"), None),
+            Self::UnsupportedMediaType => {
+                ("unsupported_media_type", "send a JSON body with Content-Type: application/json".into(), None)
+            }
+            Self::Unavailable => ("unavailable", "the token store is unavailable; retry shortly".into(), None),
+            Self::Internal => ("internal", "internal error".into(), None),
+        };
+        let mut error = serde_json::json!({ "code": code, "message": message });
+        if let Some(field) = field {
+            error["field"] = field.into();
+        }
+        let mut response = Response::new(Full::new(Bytes::from(serde_json::json!({ "error": error }).to_string())));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            Self::Unauthorized => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="tokengate-admin""#));
+            }
+            Self::MethodNotAllowed(allow) => {
+                headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::Unavailable => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::model::TransitionError;
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotFound => Self::NotFound("no such token".into()),
+            StoreError::IdTaken => Self::Conflict("token id already in use".into()),
+            StoreError::Transition(TransitionError::RestoreDisabled) => Self::Forbidden(e.to_string()),
+            StoreError::Transition(t @ TransitionError::Conflict { .. }) => Self::Conflict(t.to_string()),
+            StoreError::NotRevoked(_) | StoreError::RotateRevoked => Self::Conflict(e.to_string()),
+            StoreError::InvalidCursor => Self::bad("cursor", "invalid cursor"),
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "token store unavailable");
+                Self::Unavailable
+            }
+            StoreError::Corrupt(reason) => {
+                tracing::error!(%reason, "corrupt record in the token store");
+                Self::Internal
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use http_body_util::BodyExt;
@@ -154,6 +258,13 @@ mod tests {
         assert_eq!((s.as_u16(), www, retry.as_deref()), (503, None, Some("2")));
         assert_eq!(parts(Failure::UpstreamUnavailable).await.0.as_u16(), 502);
         assert_eq!(parts(Failure::UpstreamTimeout).await.0.as_u16(), 504);
+        let api = ApiError::bad("name", "must not be empty").response();
+        assert_eq!(api.status(), 400);
+        let body = api.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["field"], "name");
+        assert_eq!(ApiError::Unavailable.response().headers()[RETRY_AFTER], "2");
+        assert_eq!(ApiError::MethodNotAllowed("GET, POST").response().headers()[http::header::ALLOW], "GET, POST");
         let (s, www, _, body) = parts(Failure::HeadersTooLarge).await;
         assert_eq!((s.as_u16(), www, body["error"].as_str()), (431, None, Some("headers_too_large")));
     }

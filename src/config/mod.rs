@@ -24,6 +24,10 @@ use raw::{DurationText, RawConfig};
 
 /// The environment variable holding the pepper itself (alternative to `tokens.pepper_file`).
 pub const PEPPER_ENV: &str = "TOKENGATE_PEPPER";
+/// Comma-separated operator keys (alternative to `admin.keys_file`).
+pub const ADMIN_KEYS_ENV: &str = "TOKENGATE_ADMIN_KEYS";
+/// The webhook signing secret (alternative to `notifications.secret_file`).
+pub const WEBHOOK_SECRET_ENV: &str = "TOKENGATE_WEBHOOK_SECRET";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -52,6 +56,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub cache: CacheConfig,
     pub last_used: LastUsedConfig,
+    pub notifications: NotificationsConfig,
     pub audit: AuditConfig,
     pub shutdown: ShutdownConfig,
     pub log: LogConfig,
@@ -60,6 +65,66 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// Operator keys: full access to the admin API.
+    pub keys: AdminKeys,
+    /// Largest JSON request body accepted (413 beyond it).
+    pub max_body_bytes: usize,
+}
+
+/// A secret string from the environment or a file; redacted in `Debug`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The configured operator keys.
+#[derive(Debug, Clone, Default)]
+pub struct AdminKeys(Vec<Secret>);
+
+impl AdminKeys {
+    /// Minimum key length, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    pub fn new(keys: Vec<Secret>) -> Self {
+        Self(keys)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `candidate` is one of the keys. Every key is compared, in constant time each.
+    pub fn contains(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |found, k| found | k.0.as_bytes().ct_eq(candidate.as_bytes()))
+            .into()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// Where "token created" events are sent.
+    pub webhooks: Vec<url::Url>,
+    /// The HMAC-SHA256 key for the `X-Tokengate-Signature` header.
+    pub secret: Option<Secret>,
+    pub max_attempts: u32,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +279,9 @@ pub mod defaults {
     pub const LAST_USED_FLUSH_INTERVAL: &str = "10s";
     pub const LAST_USED_MAX_PENDING: usize = 100_000;
     pub const LOG_LEVEL: &str = "info";
+    pub const ADMIN_MAX_BODY_BYTES: usize = 16 * 1024;
+    pub const WEBHOOK_MAX_ATTEMPTS: u32 = 6;
+    pub const WEBHOOK_TIMEOUT: &str = "5s";
 }
 
 impl Config {
@@ -343,8 +411,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
         return Err(ctx.error("upstream", format!("{upstream_raw:?} must be an http:// or https:// URL with a host")));
     }
 
-    let admin = raw.admin.unwrap_or_default();
-    let admin = AdminConfig { listen: ctx.addr("admin.listen", admin.listen, defaults::ADMIN_LISTEN)? };
+    let admin = validate_admin(raw.admin.unwrap_or_default(), env, ctx)?;
     if admin.listen == listen && listen.port() != 0 {
         return Err(ctx.error("admin.listen", format!("must differ from `listen` ({listen})")));
     }
@@ -414,6 +481,8 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
         return Err(ctx.error("last_used.max_pending", "must be greater than zero"));
     }
 
+    let notifications = validate_notifications(raw.notifications.unwrap_or_default(), env, ctx)?;
+
     let max_events = raw.audit.unwrap_or_default().max_events.unwrap_or(defaults::AUDIT_MAX_EVENTS);
     if !(1..=10_000_000).contains(&max_events) {
         return Err(ctx.error("audit.max_events", "must be between 1 and 10000000"));
@@ -448,9 +517,93 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
         proxy,
         cache,
         last_used,
+        notifications,
         audit: AuditConfig { max_events },
         shutdown,
         log: LogConfig { level, format },
+    })
+}
+
+/// Reads a secret file, without its trailing newline.
+fn read_secret_file(field: &str, path: &str, ctx: &Ctx) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ctx.error(field, format!("cannot read {path}: {e}")))?;
+    Ok(text.trim_end().to_string())
+}
+
+fn validate_admin(raw: raw::RawAdmin, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result<AdminConfig, ConfigError> {
+    let listen = ctx.addr("admin.listen", raw.listen, defaults::ADMIN_LISTEN)?;
+    let short = |keys: &[String]| keys.iter().any(|k| k.len() < AdminKeys::MIN_LEN);
+    let too_short = format!("every admin key must be at least {} characters", AdminKeys::MIN_LEN);
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(v) = env.get(ADMIN_KEYS_ENV) {
+        keys.extend(v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
+        if short(&keys) {
+            return Err(ctx.error(ADMIN_KEYS_ENV, too_short));
+        }
+    }
+    if let Some(file) = &raw.keys_file {
+        let text = read_secret_file("admin.keys_file", file, ctx)?;
+        let from_file: Vec<String> =
+            text.lines().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('#')).map(String::from).collect();
+        if short(&from_file) {
+            return Err(ctx.error("admin.keys_file", too_short));
+        }
+        keys.extend(from_file);
+    }
+    if keys.is_empty() && !listen.ip().is_loopback() {
+        return Err(ctx.error(
+            "admin.listen",
+            format!("{listen} is not a loopback address and no admin keys are configured ({ADMIN_KEYS_ENV} or admin.keys_file)"),
+        ));
+    }
+    let max_body_bytes = raw.max_body_bytes.unwrap_or(defaults::ADMIN_MAX_BODY_BYTES);
+    if !(1024..=1024 * 1024).contains(&max_body_bytes) {
+        return Err(ctx.error("admin.max_body_bytes", "must be between 1024 and 1048576"));
+    }
+    Ok(AdminConfig { listen, keys: AdminKeys::new(keys.into_iter().map(Secret).collect()), max_body_bytes })
+}
+
+fn validate_notifications(
+    raw: raw::RawNotifications,
+    env: &BTreeMap<String, String>,
+    ctx: &Ctx,
+) -> Result<NotificationsConfig, ConfigError> {
+    let mut webhooks = Vec::new();
+    for (i, hook) in raw.webhooks.unwrap_or_default().into_iter().enumerate() {
+        let field = format!("notifications.webhooks[{i}].url");
+        let url =
+            url::Url::parse(&hook.url).map_err(|e| ctx.error(&field, format!("invalid URL {:?}: {e}", hook.url)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ctx.error(&field, format!("{:?} must be an http:// or https:// URL with a host", hook.url)));
+        }
+        webhooks.push(url);
+    }
+    let secret = match (env.get(WEBHOOK_SECRET_ENV), &raw.secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(ctx.error(
+                "notifications.secret_file",
+                format!("set either {WEBHOOK_SECRET_ENV} or `notifications.secret_file`, not both"),
+            ));
+        }
+        (Some(v), None) => Some(Secret(v.clone())),
+        (None, Some(file)) => Some(Secret(read_secret_file("notifications.secret_file", file, ctx)?)),
+        (None, None) => None,
+    };
+    if !webhooks.is_empty() && secret.as_ref().is_none_or(|s| s.0.len() < 16) {
+        return Err(ctx.error(
+            "notifications.secret_file",
+            format!("webhooks need a signing secret of at least 16 characters ({WEBHOOK_SECRET_ENV} or notifications.secret_file)"),
+        ));
+    }
+    let max_attempts = raw.max_attempts.unwrap_or(defaults::WEBHOOK_MAX_ATTEMPTS);
+    if !(1..=20).contains(&max_attempts) {
+        return Err(ctx.error("notifications.max_attempts", "must be between 1 and 20"));
+    }
+    Ok(NotificationsConfig {
+        webhooks,
+        secret,
+        max_attempts,
+        timeout: ctx.duration("notifications.timeout", raw.timeout, defaults::WEBHOOK_TIMEOUT)?,
     })
 }
 

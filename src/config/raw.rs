@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub proxy: Option<RawProxy>,
     pub cache: Option<RawCache>,
     pub last_used: Option<RawLastUsed>,
+    pub notifications: Option<RawNotifications>,
     pub audit: Option<RawAudit>,
     pub shutdown: Option<RawShutdown>,
     pub log: Option<RawLog>,
@@ -38,6 +39,7 @@ impl RawConfig {
         "proxy",
         "cache",
         "last_used",
+        "notifications",
         "audit",
         "shutdown",
         "log",
@@ -69,6 +71,23 @@ impl<'de> Deserialize<'de> for DurationText {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Option<String>,
+    pub keys_file: Option<String>,
+    pub max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    pub webhooks: Option<Vec<RawWebhook>>,
+    pub secret_file: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

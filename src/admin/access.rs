@@ -1,0 +1,98 @@
+//! Who is calling the admin API, and what they may do.
+//!
+//! - **Operator**: presents one of the configured admin keys (constant-time compared). Full
+//!   access, including creating tokens for any owner and managing principals.
+//! - **Person**: presents their own valid personal token. They see and manage only tokens they
+//!   own; a person with role `admin` in an organization also manages that organization's tokens.
+//!   A new token can carry at most the roles and scopes of the token used to create it.
+//!
+//! Organization tokens cannot call the admin API.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::auth::{self, AuthError, Authenticator};
+use crate::clock::Timestamp;
+use crate::config::AdminKeys;
+use crate::model::{Principal, Token, TokenKind};
+use crate::responses::ApiError;
+use crate::scope::Scope;
+
+/// The role that makes a person an administrator of their organization's tokens.
+pub const ORG_ADMIN_ROLE: &str = "admin";
+
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Operator,
+    Person {
+        principal: Arc<Principal>,
+        /// The effective roles and the scopes of the token used for this call.
+        roles: Vec<String>,
+        scopes: Vec<Scope>,
+    },
+}
+
+impl Caller {
+    /// Identifies the caller from the `Authorization` header.
+    pub async fn identify(headers: &HeaderMap, keys: &AdminKeys, auth: &Authenticator) -> Result<Self, ApiError> {
+        let presented = auth::bearer(headers, None)
+            .map_err(|_| ApiError::BadRequest { field: None, message: "malformed Authorization header".into() })?
+            .ok_or(ApiError::Unauthorized)?;
+        if keys.contains(presented) {
+            return Ok(Self::Operator);
+        }
+        let authenticated = match auth.authenticate(presented, Timestamp::now()).await {
+            Ok(a) => a,
+            Err(AuthError::Rejected(_)) => return Err(ApiError::Unauthorized),
+            Err(AuthError::Store(e)) => return Err(e.into()),
+        };
+        if authenticated.token.kind == TokenKind::Organization {
+            return Err(ApiError::Forbidden("organization tokens cannot use the admin API".into()));
+        }
+        let roles = authenticated.roles().into_iter().map(String::from).collect();
+        let principal = authenticated.owner.clone().expect("personal tokens are authenticated with their owner");
+        Ok(Self::Person { principal, roles, scopes: authenticated.token.scopes.clone() })
+    }
+
+    /// The name recorded as `actor` / `created_by`.
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Operator => "operator".to_string(),
+            Self::Person { principal, .. } => principal.id.clone(),
+        }
+    }
+
+    pub fn is_operator(&self) -> bool {
+        matches!(self, Self::Operator)
+    }
+
+    /// The organization this caller administers, if any.
+    pub fn admin_of(&self) -> Option<&str> {
+        match self {
+            Self::Operator => None,
+            Self::Person { principal, roles, .. } => {
+                principal.org.as_deref().filter(|_| roles.iter().any(|r| r == ORG_ADMIN_ROLE))
+            }
+        }
+    }
+
+    /// Whether the caller may see and manage `token`.
+    pub fn may_manage(&self, token: &Token) -> bool {
+        match self {
+            Self::Operator => true,
+            Self::Person { principal, .. } => match token.kind {
+                TokenKind::Personal => token.owner == principal.id,
+                TokenKind::Organization => self.admin_of() == Some(token.owner.as_str()),
+            },
+        }
+    }
+
+    /// Whether the caller may list tokens of `owner`.
+    pub fn may_list_owner(&self, owner: &str) -> bool {
+        match self {
+            Self::Operator => true,
+            Self::Person { principal, .. } => principal.id == owner || self.admin_of() == Some(owner),
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! The admin HTTP API under `/v1` (documented in `docs/openapi.yaml`).
+//!
+//! Every request is validated completely before anything is written, so a failed request
+//! changes nothing. Only the creation and rotation responses ever contain a secret.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::access::Caller;
+use crate::clock::Timestamp;
+use crate::config::Config;
+use crate::mint::{Minter, NewToken};
+use crate::model::{Action, AuditEvent, DisplayStatus, Principal, Token, TokenKind, valid_subject_id};
+use crate::responses::ApiError;
+use crate::scope::Scope;
+use crate::store::{Cursor, ListQuery, Store};
+use crate::token::{SecretToken, TokenId};
+use crate::webhook::{Notifier, TokenCreated};
+
+/// Page size when the request names none, and the largest allowed.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 200;
+/// Longest grace period a rotation may keep the old secret working.
+const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
+const MAX_NAME_CHARS: usize = 100;
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct Api {
+    pub store: Store,
+    pub minter: Minter,
+    pub config: std::sync::Arc<Config>,
+    pub notifier: Notifier,
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Reads a JSON body: at most `max` bytes, `Content-Type: application/json`, no unknown
+/// fields; an empty body reads as `{}` when `T` allows it.
+async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Incoming, max: usize) -> Result<T, ApiError> {
+    let bytes = Limited::new(body, max).collect().await.map_err(|_| ApiError::PayloadTooLarge(max))?.to_bytes();
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        let json = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        &bytes
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = (path != "." && !inner.is_syntax() && !inner.is_eof()).then_some(path);
+        let message =
+            if inner.is_syntax() || inner.is_eof() { format!("invalid JSON: {inner}") } else { inner.to_string() };
+        ApiError::BadRequest { field, message }
+    })
+}
+
+/// The token as shown by the API: never the secret or the digest.
+pub fn token_view(config: &Config, t: &Token, now: Timestamp) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id,
+        "display": config.tokens.format.display(t.kind, &t.id),
+        "name": t.name,
+        "kind": t.kind,
+        "owner": t.owner,
+        "status": t.display_status(now),
+        "roles": t.roles,
+        "scopes": t.scopes,
+        "created_at": t.created_at.to_rfc3339(),
+        "created_by": t.created_by,
+        "expires_at": t.expires_at.to_rfc3339(),
+        "last_used_at": t.last_used_at.map(Timestamp::to_rfc3339),
+        "previous_secret_valid_until": t.previous.as_ref().filter(|p| now < p.valid_until).map(|p| p.valid_until.to_rfc3339()),
+    })
+}
+
+fn with_secret(mut view: serde_json::Value, secret: &SecretToken) -> serde_json::Value {
+    view["token"] = secret.expose().into();
+    view["authorization_header"] = format!("Bearer {}", secret.expose()).into();
+    view
+}
+
+fn parse_id(raw: &str) -> Result<TokenId, ApiError> {
+    TokenId::parse(raw).ok_or_else(|| ApiError::bad("id", "token ids are 12 letters or digits"))
+}
+
+fn validate_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(ApiError::bad("name", format!("must be 1 to {MAX_NAME_CHARS} characters after trimming")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad("name", "must not contain control characters"));
+    }
+    Ok(name.to_string())
+}
+
+fn validate_roles(field: &str, roles: &[String], config: &Config) -> Result<(), ApiError> {
+    for (i, r) in roles.iter().enumerate() {
+        if !config.roles.contains(r) {
+            return Err(ApiError::bad(
+                format!("{field}[{i}]"),
+                format!("unknown role {r:?} (roles: {})", config.roles.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateToken {
+    name: String,
+    expires_in_days: u32,
+    kind: Option<TokenKind>,
+    owner: Option<String>,
+    roles: Option<Vec<String>>,
+    scopes: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    #[serde(default)]
+    grace_seconds: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutPrincipal {
+    display_name: String,
+    org: Option<String>,
+    roles: Vec<String>,
+}
+
+impl Api {
+    /// Routes `/v1/...`; `segments` are the path segments after `v1`.
+    pub async fn handle(
+        &self,
+        caller: &Caller,
+        method: &Method,
+        segments: &[&str],
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Incoming,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let max = self.config.admin.max_body_bytes;
+        match (segments, method) {
+            (["session"], &Method::GET) => Ok(self.session(caller)),
+            (["session"], _) => Err(ApiError::MethodNotAllowed("GET")),
+            (["tokens"], &Method::GET) => self.list(caller, query).await,
+            (["tokens"], &Method::POST) => self.create(caller, read_json(headers, body, max).await?).await,
+            (["tokens"], _) => Err(ApiError::MethodNotAllowed("GET, POST")),
+            (["tokens", id], &Method::GET) => {
+                let token = self.visible(caller, parse_id(id)?).await?;
+                Ok(json_response(StatusCode::OK, &token_view(&self.config, &token, Timestamp::now())))
+            }
+            (["tokens", id], &Method::DELETE) => {
+                let id = parse_id(id)?;
+                read_json::<Empty>(headers, body, max).await?;
+                self.visible(caller, id).await?;
+                self.store.delete(&id, &caller.actor()).await?;
+                Ok(Response::builder()
+                    .status(StatusCode::NO_CONTENT)
+                    .body(Full::new(Bytes::new()))
+                    .expect("valid response"))
+            }
+            (["tokens", _], _) => Err(ApiError::MethodNotAllowed("GET, DELETE")),
+            (["tokens", id, action], &Method::POST) => {
+                let id = parse_id(id)?;
+                let action = match *action {
+                    "suspend" => Action::Suspend,
+                    "activate" => Action::Activate,
+                    "revoke" => Action::Revoke,
+                    "restore" => Action::Restore,
+                    "rotate" => return self.rotate(caller, id, read_json(headers, body, max).await?).await,
+                    _ => return Err(ApiError::NotFound("no such endpoint".into())),
+                };
+                read_json::<Empty>(headers, body, max).await?;
+                self.visible(caller, id).await?;
+                let token = self.store.transition(&id, action, &caller.actor()).await?;
+                Ok(json_response(StatusCode::OK, &token_view(&self.config, &token, Timestamp::now())))
+            }
+            (["tokens", _, "suspend" | "activate" | "revoke" | "restore" | "rotate"], _) => {
+                Err(ApiError::MethodNotAllowed("POST"))
+            }
+            (["principals", id], m) if [Method::GET, Method::PUT, Method::DELETE].contains(m) => {
+                if !valid_subject_id(id) {
+                    return Err(ApiError::bad("id", "principal ids are 1-128 characters from A-Z a-z 0-9 . _ @ : -"));
+                }
+                self.principal(caller, m, id, headers, body).await
+            }
+            (["principals", _], _) => Err(ApiError::MethodNotAllowed("GET, PUT, DELETE")),
+            (["audit"], &Method::GET) => self.audit(caller, query).await,
+            (["audit"], _) => Err(ApiError::MethodNotAllowed("GET")),
+            _ => Err(ApiError::NotFound("no such endpoint".into())),
+        }
+    }
+
+    fn session(&self, caller: &Caller) -> Response<Full<Bytes>> {
+        let c = &self.config;
+        let who = match caller {
+            Caller::Operator => serde_json::json!({ "kind": "operator" }),
+            Caller::Person { principal, roles, scopes } => serde_json::json!({
+                "kind": "person",
+                "id": principal.id,
+                "display_name": principal.display_name,
+                "org": principal.org,
+                "roles": roles,
+                "scopes": scopes,
+                "admin_of": caller.admin_of(),
+            }),
+        };
+        json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "caller": who,
+                "expiry_days": c.tokens.expiry_days,
+                "roles": c.roles,
+                "default_roles": c.tokens.default_roles,
+                "allow_restore": c.tokens.allow_restore,
+            }),
+        )
+    }
+
+    /// The token, if it exists and the caller may see it (otherwise 404: existence is not revealed).
+    async fn visible(&self, caller: &Caller, id: TokenId) -> Result<Token, ApiError> {
+        match self.store.get(&id).await? {
+            Some(t) if caller.may_manage(&t) => Ok(t),
+            _ => Err(ApiError::NotFound("no such token".into())),
+        }
+    }
+
+    async fn list(&self, caller: &Caller, query: Option<&str>) -> Result<Response<Full<Bytes>>, ApiError> {
+        let now = Timestamp::now();
+        let mut q = ListQuery { limit: DEFAULT_LIMIT, now, ..ListQuery::default() };
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_encoding::percent_decode_str(&raw.replace('+', " "))
+                .decode_utf8()
+                .map_err(|_| ApiError::bad(key, "not valid UTF-8"))?
+                .into_owned();
+            match key {
+                "name" if !value.is_empty() => q = q.name(&value),
+                "name" => {}
+                "status" => {
+                    q.status = Some(
+                        DisplayStatus::parse(&value)
+                            .ok_or_else(|| ApiError::bad("status", "one of: active, suspended, revoked, expired"))?,
+                    )
+                }
+                "kind" => {
+                    q.kind = Some(match value.as_str() {
+                        "personal" => TokenKind::Personal,
+                        "organization" => TokenKind::Organization,
+                        _ => return Err(ApiError::bad("kind", "one of: personal, organization")),
+                    })
+                }
+                "owner" => q.owner = Some(value),
+                "limit" => {
+                    q.limit = value
+                        .parse()
+                        .ok()
+                        .filter(|l| (1..=MAX_LIMIT).contains(l))
+                        .ok_or_else(|| ApiError::bad("limit", format!("a number from 1 to {MAX_LIMIT}")))?
+                }
+                "cursor" => {
+                    q.cursor = Some(Cursor::parse(&value).ok_or_else(|| ApiError::bad("cursor", "invalid cursor"))?)
+                }
+                other => return Err(ApiError::bad(other, "unknown query parameter")),
+            }
+        }
+        if let Caller::Person { principal, .. } = caller {
+            match &q.owner {
+                None => q.owner = Some(principal.id.clone()),
+                Some(owner) if !caller.may_list_owner(owner) => {
+                    return Err(ApiError::Forbidden(
+                        "you can only list your own tokens (or your organization's, as its admin)".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let page = self.store.list(&q).await?;
+        let mut tokens: Vec<serde_json::Value> = Vec::with_capacity(page.tokens.len());
+        for t in page.tokens.iter().filter(|t| caller.may_manage(t)) {
+            tokens.push(token_view(&self.config, t, now));
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "tokens": tokens, "next_cursor": page.next_cursor.map(|c| c.to_string()) }),
+        ))
+    }
+
+    async fn create(&self, caller: &Caller, req: CreateToken) -> Result<Response<Full<Bytes>>, ApiError> {
+        let c = &self.config;
+        let name = validate_name(&req.name)?;
+        if !c.tokens.expiry_days.contains(&req.expires_in_days) {
+            let choices: Vec<String> = c.tokens.expiry_days.iter().map(u32::to_string).collect();
+            return Err(ApiError::bad("expires_in_days", format!("must be one of: {}", choices.join(", "))));
+        }
+        let kind = req.kind.unwrap_or(TokenKind::Personal);
+        if let Some(owner) = &req.owner
+            && !valid_subject_id(owner)
+        {
+            return Err(ApiError::bad("owner", "ids are 1-128 characters from A-Z a-z 0-9 . _ @ : -"));
+        }
+        let roles = dedup(req.roles.unwrap_or_else(|| match caller {
+            Caller::Operator => c.tokens.default_roles.clone(),
+            Caller::Person { roles, .. } => {
+                c.tokens.default_roles.iter().filter(|r| roles.contains(r)).cloned().collect()
+            }
+        }));
+        validate_roles("roles", &roles, c)?;
+        let mut scopes = Vec::new();
+        for (i, s) in req.scopes.unwrap_or_default().iter().enumerate() {
+            scopes.push(s.parse::<Scope>().map_err(|e| ApiError::bad(format!("scopes[{i}]"), e.to_string()))?);
+        }
+        let scopes = dedup(scopes);
+
+        let owner = match (caller, kind) {
+            (Caller::Operator, _) => {
+                req.owner.ok_or_else(|| ApiError::bad("owner", "required when an operator key creates a token"))?
+            }
+            (Caller::Person { principal, .. }, TokenKind::Personal) => match req.owner {
+                Some(o) if o != principal.id => {
+                    return Err(ApiError::Forbidden("you can only create tokens for yourself".into()));
+                }
+                _ => principal.id.clone(),
+            },
+            (Caller::Person { .. }, TokenKind::Organization) => {
+                let Some(org) = caller.admin_of() else {
+                    return Err(ApiError::Forbidden("only an organization's admins can create its tokens".into()));
+                };
+                match req.owner {
+                    Some(o) if o != org => {
+                        return Err(ApiError::Forbidden("you can only create tokens for your own organization".into()));
+                    }
+                    _ => org.to_string(),
+                }
+            }
+        };
+        if let Caller::Person { roles: own, scopes: own_scopes, .. } = caller {
+            if let Some(r) = roles.iter().find(|r| !own.contains(r)) {
+                return Err(ApiError::Forbidden(format!("you cannot grant the role {r:?}, which you do not hold")));
+            }
+            if let Some(s) = scopes.iter().find(|s| !own_scopes.iter().any(|have| have.covers(s))) {
+                return Err(ApiError::Forbidden(format!(
+                    "you cannot grant the scope {s}, which your token does not cover"
+                )));
+            }
+        }
+        if kind == TokenKind::Personal && self.store.get_principal(&owner).await?.is_none() {
+            return Err(ApiError::bad(
+                "owner",
+                format!("no principal {owner:?}: create it first (PUT /v1/principals/{owner})"),
+            ));
+        }
+
+        let request = NewToken {
+            kind,
+            name,
+            owner,
+            created_by: caller.actor(),
+            lifetime: Duration::from_secs(u64::from(req.expires_in_days) * 86_400),
+            roles,
+            scopes,
+        };
+        let (secret, token) = self.minter.issue(self.store.as_ref(), &request).await?;
+        tracing::info!(token_id = %token.id, owner = %token.owner, actor = %token.created_by, "token created");
+        let now = Timestamp::now();
+        self.notifier.token_created(TokenCreated {
+            event: "token.created",
+            at: now.to_rfc3339(),
+            creator: token.created_by.clone(),
+            token_name: token.name.clone(),
+            token: c.tokens.format.display(token.kind, &token.id),
+            token_id: token.id.to_string(),
+            owner: token.owner.clone(),
+            kind: token.kind.as_str(),
+        });
+        Ok(json_response(StatusCode::CREATED, &with_secret(token_view(c, &token, now), &secret)))
+    }
+
+    async fn rotate(&self, caller: &Caller, id: TokenId, req: Rotate) -> Result<Response<Full<Bytes>>, ApiError> {
+        if req.grace_seconds > MAX_GRACE_SECONDS {
+            return Err(ApiError::bad("grace_seconds", format!("at most {MAX_GRACE_SECONDS} (30 days)")));
+        }
+        let token = self.visible(caller, id).await?;
+        let (secret, digest) = self.minter.remint(&token);
+        let grace_until =
+            (req.grace_seconds > 0).then(|| Timestamp::now().saturating_add(Duration::from_secs(req.grace_seconds)));
+        let token = self.store.rotate(&id, &digest, grace_until, &caller.actor()).await?;
+        tracing::info!(token_id = %token.id, grace_seconds = req.grace_seconds, "token rotated");
+        Ok(json_response(StatusCode::OK, &with_secret(token_view(&self.config, &token, Timestamp::now()), &secret)))
+    }
+
+    async fn principal(
+        &self,
+        caller: &Caller,
+        method: &Method,
+        id: &str,
+        headers: &HeaderMap,
+        body: Incoming,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let is_self = matches!(caller, Caller::Person { principal, .. } if principal.id == id);
+        match *method {
+            Method::GET if caller.is_operator() || is_self => {
+                let p = self
+                    .store
+                    .get_principal(id)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound("no such principal".into()))?;
+                Ok(json_response(StatusCode::OK, &serde_json::to_value(&p).expect("principals serialize")))
+            }
+            _ if !caller.is_operator() => Err(ApiError::Forbidden("only operators manage principals".into())),
+            Method::PUT => {
+                let req: PutPrincipal = read_json(headers, body, self.config.admin.max_body_bytes).await?;
+                let display_name = req.display_name.trim().to_string();
+                if display_name.is_empty()
+                    || display_name.chars().count() > MAX_NAME_CHARS
+                    || display_name.chars().any(char::is_control)
+                {
+                    return Err(ApiError::bad(
+                        "display_name",
+                        format!("must be 1 to {MAX_NAME_CHARS} printable characters"),
+                    ));
+                }
+                if let Some(org) = &req.org
+                    && !valid_subject_id(org)
+                {
+                    return Err(ApiError::bad("org", "ids are 1-128 characters from A-Z a-z 0-9 . _ @ : -"));
+                }
+                let roles = dedup(req.roles);
+                validate_roles("roles", &roles, &self.config)?;
+                let p = Principal { id: id.to_string(), display_name, org: req.org, roles };
+                self.store.put_principal(&p).await?;
+                Ok(json_response(StatusCode::OK, &serde_json::to_value(&p).expect("principals serialize")))
+            }
+            _ => {
+                read_json::<Empty>(headers, body, self.config.admin.max_body_bytes).await?;
+                if self.store.delete_principal(id).await? {
+                    Ok(Response::builder()
+                        .status(StatusCode::NO_CONTENT)
+                        .body(Full::new(Bytes::new()))
+                        .expect("valid response"))
+                } else {
+                    Err(ApiError::NotFound("no such principal".into()))
+                }
+            }
+        }
+    }
+
+    async fn audit(&self, caller: &Caller, query: Option<&str>) -> Result<Response<Full<Bytes>>, ApiError> {
+        if !caller.is_operator() {
+            return Err(ApiError::Forbidden("only operators read the audit log".into()));
+        }
+        let mut limit = DEFAULT_LIMIT;
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("limit", v)) => {
+                    limit = v
+                        .parse()
+                        .ok()
+                        .filter(|l| (1..=1000).contains(l))
+                        .ok_or_else(|| ApiError::bad("limit", "a number from 1 to 1000"))?
+                }
+                _ => return Err(ApiError::bad(pair.split('=').next().unwrap_or(pair), "unknown query parameter")),
+            }
+        }
+        let events: Vec<serde_json::Value> = self
+            .store
+            .audit(limit)
+            .await?
+            .iter()
+            .map(|e: &AuditEvent| {
+                serde_json::json!({
+                    "at": e.at.to_rfc3339(),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "token_id": e.token_id,
+                    "token_name": e.token_name,
+                    "owner": e.owner,
+                })
+            })
+            .collect();
+        Ok(json_response(StatusCode::OK, &serde_json::json!({ "events": events })))
+    }
+}

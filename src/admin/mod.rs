@@ -1,0 +1,155 @@
+//! The admin listener: the token lifecycle API, the Tokens page, health, readiness, metrics.
+//!
+//! | path                      | what                                                    |
+//! |---------------------------|---------------------------------------------------------|
+//! | `GET /`                   | the Tokens page (assets embedded in the binary)         |
+//! | `/v1/...`                 | the JSON API ([`api`]); an admin key or a personal token |
+//! | `GET /healthz`            | the process is alive                                    |
+//! | `GET /readyz`             | store reachable, invalidations subscribed, not draining |
+//! | `GET /metrics`            | Prometheus text format                                  |
+//!
+//! Mutations are refused when the browser says they are cross-site (`Sec-Fetch-Site:
+//! cross-site`, or an `Origin` whose host is not this listener's `Host`). Credentials travel
+//! only in the `Authorization` header, never in cookies, and no CORS headers are served, so a
+//! foreign page cannot make an authenticated call at all.
+
+pub mod access;
+pub mod api;
+mod ui;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, HeaderValue, ORIGIN};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use prometheus::Registry;
+
+use crate::auth::Authenticator;
+use crate::responses::ApiError;
+use crate::server::ConnInfo;
+use crate::store::Store;
+use access::Caller;
+use api::Api;
+
+/// How long readiness waits for the store to answer.
+const READY_PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A cheap-to-clone handle to the admin service.
+#[derive(Clone)]
+pub struct Admin {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    registry: Registry,
+    draining: AtomicBool,
+    auth: Authenticator,
+    api: Api,
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Whether a state-changing request comes from another site.
+fn cross_site(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    if h.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
+        return true;
+    }
+    match (h.get(ORIGIN).and_then(|v| v.to_str().ok()), h.get(HOST).and_then(|v| v.to_str().ok())) {
+        (Some("null"), _) => true,
+        (Some(origin), Some(host)) => url::Url::parse(origin).ok().is_none_or(|o| {
+            let origin_host = match o.port() {
+                Some(p) => format!("{}:{p}", o.host_str().unwrap_or_default()),
+                None => o.host_str().unwrap_or_default().to_string(),
+            };
+            !origin_host.eq_ignore_ascii_case(host)
+        }),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+impl Admin {
+    pub fn new(store: Store, registry: Registry, auth: Authenticator, api: Api) -> Self {
+        Self { inner: Arc::new(Inner { store, registry, draining: AtomicBool::new(false), auth, api }) }
+    }
+
+    /// From now on readiness reports "draining" so load balancers stop sending traffic.
+    pub fn set_draining(&self) {
+        self.inner.draining.store(true, Ordering::Release);
+    }
+
+    pub async fn handle(&self, req: Request<Incoming>, _conn: ConnInfo) -> Response<Full<Bytes>> {
+        match self.route(req).await {
+            Ok(r) => r,
+            Err(e) => e.response(),
+        }
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
+        let path = req.uri().path().to_string();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
+        match segments.as_slice() {
+            ["v1", rest @ ..] => {
+                if !read_only && cross_site(&req) {
+                    return Err(ApiError::Forbidden("cross-site requests are refused".into()));
+                }
+                let caller =
+                    Caller::identify(req.headers(), &self.inner.api.config.admin.keys, &self.inner.auth).await?;
+                let (parts, body) = req.into_parts();
+                self.inner.api.handle(&caller, &parts.method, rest, parts.uri.query(), &parts.headers, body).await
+            }
+            _ if !read_only => match segments.as_slice() {
+                ["healthz" | "readyz" | "metrics" | ""] | ["assets", _] => Err(ApiError::MethodNotAllowed("GET, HEAD")),
+                _ => Err(ApiError::NotFound("no such endpoint".into())),
+            },
+            ["healthz"] => Ok(json(StatusCode::OK, serde_json::json!({ "status": "ok" }))),
+            ["readyz"] => Ok(self.readiness().await),
+            ["metrics"] => {
+                let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render(&self.inner.registry))));
+                r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+                Ok(r)
+            }
+            [""] => Ok(ui::page()),
+            ["assets", name] => ui::asset(name).ok_or_else(|| ApiError::NotFound("no such asset".into())),
+            _ => Err(ApiError::NotFound("no such endpoint".into())),
+        }
+    }
+
+    async fn readiness(&self) -> Response<Full<Bytes>> {
+        let store = &self.inner.store;
+        if self.inner.draining.load(Ordering::Acquire) {
+            return json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "draining" }));
+        }
+        let ping = match tokio::time::timeout(READY_PING_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the store did not answer in time".to_string()),
+        };
+        let subscribed = store.invalidations_connected();
+        match (ping, subscribed) {
+            (Ok(()), true) => json(StatusCode::OK, serde_json::json!({ "status": "ready", "store": store.backend() })),
+            (ping, subscribed) => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({
+                    "status": "unavailable",
+                    "store": store.backend(),
+                    "store_error": ping.err(),
+                    "invalidations_connected": subscribed,
+                }),
+            ),
+        }
+    }
+}
