@@ -241,3 +241,37 @@ fn data_path_settings_are_validated() {
     refused(&format!("{BASE}last_used:\n  flush_interval: 10\n"), "last_used.flush_interval", "time unit needed");
     refused(&format!("{BASE}last_used:\n  max_pending: 0\n"), "last_used.max_pending", "greater than zero");
 }
+
+#[test]
+fn a_non_loopback_admin_listener_needs_admin_keys() {
+    refused(&format!("{BASE}admin:\n  listen: 0.0.0.0:9091\n"), "admin.listen", "no admin keys are configured");
+    let keys = [("TOKENGATE_ADMIN_KEYS", "key-one-0123456789abcdef, key-two-0123456789abcdef")];
+    let c = Config::from_yaml(&format!("{BASE}admin:\n  listen: 0.0.0.0:9091\n"), &env(&keys)).unwrap();
+    assert!(c.admin.keys.contains("key-two-0123456789abcdef"));
+    assert!(!c.admin.keys.contains("key-two-0123456789abcde"));
+    assert!(!format!("{c:?}").contains("key-one"), "keys are redacted");
+    refused_with_env(BASE, &[("TOKENGATE_ADMIN_KEYS", "short")], "TOKENGATE_ADMIN_KEYS", "at least 16");
+    refused(&format!("{BASE}admin:\n  keys_file: /nonexistent/keys\n"), "admin.keys_file", "cannot read");
+    refused(&format!("{BASE}admin:\n  max_body_bytes: 10\n"), "admin.max_body_bytes", "between 1024");
+}
+
+#[test]
+fn webhooks_need_a_url_and_a_signing_secret() {
+    let hook = "notifications:\n  webhooks:\n    - url: https://hooks.example/t\n";
+    refused(&format!("{BASE}{hook}"), "notifications.secret_file", "signing secret");
+    let c =
+        Config::from_yaml(&format!("{BASE}{hook}"), &env(&[("TOKENGATE_WEBHOOK_SECRET", "whsec-0123456789abcdef")]))
+            .unwrap();
+    assert_eq!(c.notifications.webhooks.len(), 1);
+    refused(
+        &format!("{BASE}notifications:\n  webhooks:\n    - url: ftp://x\n"),
+        "notifications.webhooks[0].url",
+        "http:// or https://",
+    );
+    refused(
+        &format!("{BASE}notifications:\n  webhooks:\n    - uri: https://x\n"),
+        "notifications.webhooks[0].uri",
+        "unknown field",
+    );
+    refused(&format!("{BASE}notifications:\n  max_attempts: 0\n"), "notifications.max_attempts", "between 1 and 20");
+}

@@ -1,0 +1,715 @@
+//! The admin API end to end: every endpoint, every error row (with stored data checked
+//! unchanged after each failure), permissions, and webhooks. Responses are checked against
+//! `docs/openapi.yaml` by `tests/openapi.rs`.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::{Value, json};
+
+use support::gate::{Gate, Reply, bearer, embedded_config, get, send};
+use support::upstream::Upstream;
+
+pub const OPERATOR_KEY: &str = "operator-key-0123456789";
+
+pub struct Admin {
+    pub _dir: tempfile::TempDir,
+    pub _upstream: Upstream,
+    pub gate: Gate,
+}
+
+impl Admin {
+    pub async fn start(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("admin-keys");
+        std::fs::write(&keys, format!("# operators\n{OPERATOR_KEY}\n")).unwrap();
+        let upstream = Upstream::start().await;
+        let yaml =
+            embedded_config(&upstream.url(), dir.path(), &format!("admin:\n  keys_file: {}\n{extra}", keys.display()));
+        let gate = Gate::start(&yaml).await;
+        Self { _dir: dir, _upstream: upstream, gate }
+    }
+
+    /// Calls the API with `credential` as the bearer and an optional JSON body.
+    pub async fn call(&self, method: Method, path: &str, credential: &str, body: Option<Value>) -> Reply {
+        let auth = bearer(credential);
+        let mut headers = vec![("authorization", auth.as_str())];
+        let body = match body {
+            Some(v) => {
+                headers.push(("content-type", "application/json"));
+                Bytes::from(v.to_string())
+            }
+            None => Bytes::new(),
+        };
+        send(method, &self.gate.admin_url(path), &headers, body).await
+    }
+
+    pub async fn op(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, OPERATOR_KEY, body).await
+    }
+
+    pub async fn principal(&self, id: &str, org: Option<&str>, roles: &[&str]) {
+        let r = self
+            .op(
+                Method::PUT,
+                &format!("/v1/principals/{id}"),
+                Some(json!({"display_name": id, "org": org, "roles": roles})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+    }
+
+    /// Creates a token with `credential`; returns the response body.
+    pub async fn create(&self, credential: &str, body: Value) -> Value {
+        let r = self.call(Method::POST, "/v1/tokens", credential, Some(body)).await;
+        assert_eq!(r.status, 201, "{:?}", r.json());
+        r.json()
+    }
+
+    /// Everything an operator can observe of the stored state.
+    pub async fn snapshot(&self) -> (Value, Value) {
+        let tokens = self.op(Method::GET, "/v1/tokens?limit=200", None).await.json();
+        let audit = self.op(Method::GET, "/v1/audit?limit=1000", None).await.json();
+        (tokens, audit)
+    }
+}
+
+fn error_code(r: &Reply) -> String {
+    r.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_lifecycle_through_the_api() {
+    let a = Admin::start("").await;
+    a.principal("alice", Some("acme"), &["viewer", "developer"]).await;
+    let created = a
+        .create(OPERATOR_KEY, json!({"name": "  ci-deploy  ", "expires_in_days": 90, "owner": "alice", "roles": ["developer"], "scopes": ["env:prod"]}))
+        .await;
+    let secret = created["token"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["name"], "ci-deploy", "names are trimmed");
+    assert_eq!(created["authorization_header"], format!("Bearer {secret}"));
+    assert_eq!(created["display"], format!("tgp_{}...", &id[..8]));
+    assert_eq!(
+        (created["status"].as_str(), created["kind"].as_str(), created["created_by"].as_str()),
+        (Some("active"), Some("personal"), Some("operator"))
+    );
+    assert!(created["last_used_at"].is_null());
+    assert!(created.get("digest").is_none());
+    let expires = humantime::parse_rfc3339(created["expires_at"].as_str().unwrap()).unwrap();
+    let in_days = expires.duration_since(std::time::SystemTime::now()).unwrap().as_secs() as f64 / 86_400.0;
+    assert!((89.9..=90.0).contains(&in_days), "{in_days}");
+
+    // The new token works through the proxy.
+    assert_eq!(get(&a.gate.url("/x"), &[("authorization", &bearer(&secret))]).await.status, 200);
+
+    // Read it back: never the secret again.
+    let shown = a.op(Method::GET, &format!("/v1/tokens/{id}"), None).await;
+    assert_eq!(shown.status, 200);
+    let text = String::from_utf8_lossy(&shown.body).to_string();
+    assert!(!text.contains(&secret[16..]) && !text.contains("digest"));
+    let listed = a.op(Method::GET, "/v1/tokens", None).await;
+    assert!(!String::from_utf8_lossy(&listed.body).contains(&secret[16..]));
+
+    for (action, status) in [("suspend", "suspended"), ("activate", "active"), ("revoke", "revoked")] {
+        let r = a.op(Method::POST, &format!("/v1/tokens/{id}/{action}"), None).await;
+        assert_eq!((r.status.as_u16(), r.json()["status"].as_str()), (200, Some(status)), "{action}");
+    }
+    assert_eq!(get(&a.gate.url("/x"), &[("authorization", &bearer(&secret))]).await.status, 401, "revoked at once");
+    let r = a.op(Method::POST, &format!("/v1/tokens/{id}/restore"), None).await;
+    assert_eq!((r.status.as_u16(), error_code(&r).as_str()), (403, "forbidden"), "restore is disabled by default");
+    let r = a.op(Method::DELETE, &format!("/v1/tokens/{id}"), None).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(a.op(Method::GET, &format!("/v1/tokens/{id}"), None).await.status, 404);
+
+    let audit = a.op(Method::GET, "/v1/audit?limit=10", None).await.json();
+    let actions: Vec<&str> =
+        audit["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["delete", "revoke", "activate", "suspend", "create"]);
+    assert_eq!(audit["events"][0]["token_name"], "ci-deploy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_is_newest_first_with_filters_and_cursors() {
+    let a = Admin::start("").await;
+    a.principal("alice", None, &["viewer"]).await;
+    for name in ["Alpha", "beta", "ALPHABET", "gamma", "alpha-2"] {
+        a.create(OPERATOR_KEY, json!({"name": name, "expires_in_days": 30, "owner": "alice"})).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["tokens"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    };
+    let all = a.op(Method::GET, "/v1/tokens", None).await.json();
+    assert_eq!(names(&all), vec!["alpha-2", "gamma", "ALPHABET", "beta", "Alpha"]);
+    let filtered = a.op(Method::GET, "/v1/tokens?name=ALPHA", None).await.json();
+    assert_eq!(names(&filtered), vec!["alpha-2", "ALPHABET", "Alpha"]);
+    let first = a.op(Method::GET, "/v1/tokens?limit=2", None).await.json();
+    assert_eq!(names(&first), vec!["alpha-2", "gamma"]);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = a.op(Method::GET, &format!("/v1/tokens?limit=2&cursor={cursor}"), None).await.json();
+    assert_eq!(names(&second), vec!["ALPHABET", "beta"]);
+    let id = all["tokens"][0]["id"].as_str().unwrap();
+    a.op(Method::POST, &format!("/v1/tokens/{id}/suspend"), None).await;
+    let suspended = a.op(Method::GET, "/v1/tokens?status=suspended&owner=alice&kind=personal", None).await.json();
+    assert_eq!(names(&suspended), vec!["alpha-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_row_changes_nothing() {
+    let a = Admin::start("").await;
+    a.principal("alice", None, &["viewer"]).await;
+    let created = a.create(OPERATOR_KEY, json!({"name": "keep", "expires_in_days": 30, "owner": "alice"})).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let before = a.snapshot().await;
+
+    let raw = |method: Method, path: String, headers: Vec<(&'static str, String)>, body: &'static [u8]| {
+        let url = a.gate.admin_url(&path);
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            send(method, &url, &h, Bytes::from_static(body)).await
+        }
+    };
+    let op = ("authorization", bearer(OPERATOR_KEY));
+    let json_ct = ("content-type", "application/json".to_string());
+    let cases: Vec<(Reply, u16, &str, Option<&str>)> = vec![
+        (
+            raw(Method::POST, "/v1/tokens".into(), vec![op.clone(), json_ct.clone()], b"{not json").await,
+            400,
+            "bad_request",
+            None,
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"x","expires_in_days":30,"owner":"alice","colour":"red"}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("colour"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"x","expires_in_days":7,"owner":"alice"}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("expires_in_days"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"x","expires_in_days":"30","owner":"alice"}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("expires_in_days"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"   ","expires_in_days":30,"owner":"alice"}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("name"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                b"{\"name\":\"a\\u0007\",\"expires_in_days\":30,\"owner\":\"alice\"}",
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("name"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"x","expires_in_days":30,"owner":"alice","roles":["root"]}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("roles[0]"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"x","expires_in_days":30,"owner":"alice","scopes":["account","prod"]}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("scopes[1]"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"x","expires_in_days":30,"owner":"nobody"}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("owner"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"x","expires_in_days":30}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("owner"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"x","expires_in_days":30,"owner":"a b"}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("owner"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"name":"x","expires_in_days":30,"owner":"alice","kind":"team"}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("kind"),
+        ),
+        (
+            raw(
+                Method::POST,
+                "/v1/tokens".into(),
+                vec![op.clone(), ("content-type", "text/plain".into())],
+                br#"{"name":"x","expires_in_days":30,"owner":"alice"}"#,
+            )
+            .await,
+            415,
+            "unsupported_media_type",
+            None,
+        ),
+        (
+            raw(Method::POST, "/v1/tokens".into(), vec![op.clone(), json_ct.clone()], &[b' '; 20_000]).await,
+            413,
+            "payload_too_large",
+            None,
+        ),
+        (raw(Method::GET, "/v1/tokens?limit=0".into(), vec![op.clone()], b"").await, 400, "bad_request", Some("limit")),
+        (
+            raw(Method::GET, "/v1/tokens?status=gone".into(), vec![op.clone()], b"").await,
+            400,
+            "bad_request",
+            Some("status"),
+        ),
+        (
+            raw(Method::GET, "/v1/tokens?cursor=abc".into(), vec![op.clone()], b"").await,
+            400,
+            "bad_request",
+            Some("cursor"),
+        ),
+        (
+            raw(Method::GET, "/v1/tokens?colour=red".into(), vec![op.clone()], b"").await,
+            400,
+            "bad_request",
+            Some("colour"),
+        ),
+        (raw(Method::GET, "/v1/tokens".into(), vec![], b"").await, 401, "unauthorized", None),
+        (
+            raw(Method::GET, "/v1/tokens".into(), vec![("authorization", bearer("wrong-key-0123456789"))], b"").await,
+            401,
+            "unauthorized",
+            None,
+        ),
+        (raw(Method::GET, "/v1/tokens/short".into(), vec![op.clone()], b"").await, 400, "bad_request", Some("id")),
+        (raw(Method::GET, "/v1/tokens/AAAAAAAAAAAA".into(), vec![op.clone()], b"").await, 404, "not_found", None),
+        (raw(Method::POST, format!("/v1/tokens/{id}/explode"), vec![op.clone()], b"").await, 404, "not_found", None),
+        (raw(Method::GET, "/v1/nothing".into(), vec![op.clone()], b"").await, 404, "not_found", None),
+        (raw(Method::PUT, "/v1/tokens".into(), vec![op.clone()], b"").await, 405, "method_not_allowed", None),
+        (
+            raw(Method::GET, format!("/v1/tokens/{id}/revoke"), vec![op.clone()], b"").await,
+            405,
+            "method_not_allowed",
+            None,
+        ),
+        (raw(Method::DELETE, format!("/v1/tokens/{id}"), vec![op.clone()], b"").await, 409, "conflict", None),
+        (
+            raw(
+                Method::POST,
+                format!("/v1/tokens/{id}/rotate"),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"grace_seconds":99999999}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("grace_seconds"),
+        ),
+        (
+            raw(
+                Method::PUT,
+                "/v1/principals/bob".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"display_name":"Bob","roles":["root"]}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("roles[0]"),
+        ),
+        (
+            raw(
+                Method::PUT,
+                "/v1/principals/bob".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"display_name":"","roles":[]}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("display_name"),
+        ),
+        (
+            raw(
+                Method::PUT,
+                "/v1/principals/b%20b".into(),
+                vec![op.clone(), json_ct.clone()],
+                br#"{"display_name":"B","roles":[]}"#,
+            )
+            .await,
+            400,
+            "bad_request",
+            Some("id"),
+        ),
+        (raw(Method::DELETE, "/v1/principals/nobody".into(), vec![op.clone()], b"").await, 404, "not_found", None),
+        (raw(Method::GET, "/v1/audit?limit=x".into(), vec![op.clone()], b"").await, 400, "bad_request", Some("limit")),
+    ];
+    for (i, (reply, status, code, field)) in cases.iter().enumerate() {
+        assert_eq!(reply.status.as_u16(), *status, "case {i}: {:?}", String::from_utf8_lossy(&reply.body));
+        let body = reply.json();
+        assert_eq!(body["error"]["code"], *code, "case {i}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "case {i}");
+        assert_eq!(body["error"]["field"].as_str(), *field, "case {i}: {body}");
+    }
+    let unauthorized = &cases.iter().find(|c| c.1 == 401).unwrap().0;
+    assert_eq!(unauthorized.headers["www-authenticate"], r#"Bearer realm="tokengate-admin""#);
+    assert_eq!(cases.iter().find(|c| c.1 == 405).unwrap().0.headers["allow"], "GET, POST");
+    assert_eq!(a.snapshot().await, before, "no failed request changed anything");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_manage_only_their_own_tokens_and_org_admins_their_orgs() {
+    let a = Admin::start("").await;
+    a.principal("alice", Some("acme"), &["viewer", "developer"]).await;
+    a.principal("bob", Some("acme"), &["viewer"]).await;
+    a.principal("carol", Some("acme"), &["viewer", "admin"]).await;
+    a.principal("dave", Some("globex"), &["viewer", "admin"]).await;
+    let token_for = |owner: &str, roles: Value, scopes: Value| json!({"name": format!("{owner}'s"), "expires_in_days": 30, "owner": owner, "roles": roles, "scopes": scopes});
+    let alice = a.create(OPERATOR_KEY, token_for("alice", json!(["viewer", "developer"]), json!(["env:prod"]))).await;
+    let bob = a.create(OPERATOR_KEY, token_for("bob", json!(["viewer"]), json!([]))).await;
+    let carol = a.create(OPERATOR_KEY, token_for("carol", json!(["viewer", "admin"]), json!(["account"]))).await;
+    let dave = a.create(OPERATOR_KEY, token_for("dave", json!(["admin"]), json!(["account"]))).await;
+    let (alice_key, bob_id) = (alice["token"].as_str().unwrap(), bob["id"].as_str().unwrap());
+    let before = a.snapshot().await;
+
+    // Alice sees only her own tokens, and cannot read or touch Bob's.
+    let mine = a.call(Method::GET, "/v1/tokens", alice_key, None).await.json();
+    let owners: Vec<&str> = mine["tokens"].as_array().unwrap().iter().map(|t| t["owner"].as_str().unwrap()).collect();
+    assert_eq!(owners, vec!["alice"]);
+    assert_eq!(a.call(Method::GET, "/v1/tokens?owner=bob", alice_key, None).await.status, 403);
+    assert_eq!(a.call(Method::GET, &format!("/v1/tokens/{bob_id}"), alice_key, None).await.status, 404);
+    for action in ["suspend", "revoke", "rotate"] {
+        assert_eq!(a.call(Method::POST, &format!("/v1/tokens/{bob_id}/{action}"), alice_key, None).await.status, 404);
+    }
+    assert_eq!(a.call(Method::DELETE, &format!("/v1/tokens/{bob_id}"), alice_key, None).await.status, 404);
+    // ...nor create tokens for others, with roles or scopes beyond her own, or for the org.
+    let r = a
+        .call(Method::POST, "/v1/tokens", alice_key, Some(json!({"name": "x", "expires_in_days": 30, "owner": "bob"})))
+        .await;
+    assert_eq!(r.status, 403);
+    let r = a
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            alice_key,
+            Some(json!({"name": "x", "expires_in_days": 30, "roles": ["admin"]})),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = a
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            alice_key,
+            Some(json!({"name": "x", "expires_in_days": 30, "scopes": ["account"]})),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = a
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            alice_key,
+            Some(json!({"name": "x", "expires_in_days": 30, "kind": "organization"})),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(a.call(Method::GET, "/v1/audit", alice_key, None).await.status, 403);
+    assert_eq!(
+        a.call(Method::PUT, "/v1/principals/alice", alice_key, Some(json!({"display_name": "A", "roles": ["admin"]})))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(a.snapshot().await, before, "refused calls changed nothing");
+
+    // Within her rights she can create (narrower) tokens and manage them.
+    let own = a
+        .create(
+            alice_key,
+            json!({"name": "mine", "expires_in_days": 60, "roles": ["viewer"], "scopes": ["deployment:api@prod"]}),
+        )
+        .await;
+    assert_eq!((own["owner"].as_str(), own["created_by"].as_str()), (Some("alice"), Some("alice")));
+    let own_id = own["id"].as_str().unwrap();
+    assert_eq!(a.call(Method::POST, &format!("/v1/tokens/{own_id}/revoke"), alice_key, None).await.status, 200);
+    assert_eq!(a.call(Method::DELETE, &format!("/v1/tokens/{own_id}"), alice_key, None).await.status, 204);
+    assert_eq!(a.call(Method::GET, "/v1/principals/alice", alice_key, None).await.status, 200);
+    assert_eq!(a.call(Method::GET, "/v1/principals/bob", alice_key, None).await.status, 403);
+
+    // Carol administers acme's organization tokens, not globex's.
+    let carol_key = carol["token"].as_str().unwrap();
+    let org = a
+        .create(
+            carol_key,
+            json!({"name": "acme ci", "expires_in_days": 90, "kind": "organization", "roles": ["admin"]}),
+        )
+        .await;
+    assert_eq!((org["owner"].as_str(), org["kind"].as_str()), (Some("acme"), Some("organization")));
+    let org_id = org["id"].as_str().unwrap();
+    let listed = a.call(Method::GET, "/v1/tokens?owner=acme", carol_key, None).await.json();
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 1);
+    assert_eq!(a.call(Method::POST, &format!("/v1/tokens/{org_id}/suspend"), carol_key, None).await.status, 200);
+    let dave_key = dave["token"].as_str().unwrap();
+    assert_eq!(a.call(Method::GET, &format!("/v1/tokens/{org_id}"), dave_key, None).await.status, 404);
+    assert_eq!(a.call(Method::GET, "/v1/tokens?owner=acme", dave_key, None).await.status, 403);
+    let r = a
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            dave_key,
+            Some(json!({"name": "x", "expires_in_days": 30, "kind": "organization", "owner": "acme"})),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // Bob is in acme but not an admin.
+    assert_eq!(
+        a.call(Method::GET, &format!("/v1/tokens/{org_id}"), bob["token"].as_str().unwrap(), None).await.status,
+        404
+    );
+
+    // Organization tokens cannot use the admin API; they survive their creator.
+    a.op(Method::POST, &format!("/v1/tokens/{org_id}/activate"), None).await;
+    let org_key = org["token"].as_str().unwrap();
+    assert_eq!(a.call(Method::GET, "/v1/tokens", org_key, None).await.status, 403);
+    assert_eq!(a.op(Method::DELETE, "/v1/principals/carol", None).await.status, 204);
+    assert_eq!(
+        get(&a.gate.url("/x"), &[("authorization", &bearer(org_key))]).await.status,
+        200,
+        "org token outlives its creator"
+    );
+    assert_eq!(
+        get(&a.gate.url("/x"), &[("authorization", &bearer(carol_key))]).await.status,
+        401,
+        "personal token stops with its owner"
+    );
+    assert_eq!(a.call(Method::GET, "/v1/tokens", carol_key, None).await.status, 401);
+
+    // The operator sees everything.
+    let all = a.op(Method::GET, "/v1/tokens", None).await.json();
+    assert_eq!(all["tokens"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_issues_a_new_secret_with_a_grace_period() {
+    let a = Admin::start("").await;
+    a.principal("alice", None, &["viewer"]).await;
+    let created = a.create(OPERATOR_KEY, json!({"name": "rotating", "expires_in_days": 30, "owner": "alice"})).await;
+    let (old, id) = (created["token"].as_str().unwrap().to_string(), created["id"].as_str().unwrap().to_string());
+    let r = a.op(Method::POST, &format!("/v1/tokens/{id}/rotate"), Some(json!({"grace_seconds": 3600}))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let rotated = r.json();
+    let new = rotated["token"].as_str().unwrap().to_string();
+    assert_eq!(rotated["id"], id.as_str());
+    assert!(new != old && new.starts_with(&format!("tgp_{id}")));
+    assert!(rotated["previous_secret_valid_until"].is_string());
+    for secret in [&old, &new] {
+        assert_eq!(get(&a.gate.url("/x"), &[("authorization", &bearer(secret))]).await.status, 200);
+    }
+    let r = a.op(Method::POST, &format!("/v1/tokens/{id}/rotate"), None).await;
+    let newest = r.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(&a.gate.url("/x"), &[("authorization", &bearer(&new))]).await.status,
+        401,
+        "no grace: old secret stops"
+    );
+    assert_eq!(get(&a.gate.url("/x"), &[("authorization", &bearer(&newest))]).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_works_when_enabled_and_session_describes_the_caller() {
+    let a = Admin::start("tokens:\n  allow_restore: true\n").await;
+    a.principal("alice", Some("acme"), &["viewer"]).await;
+    let created = a.create(OPERATOR_KEY, json!({"name": "r", "expires_in_days": 30, "owner": "alice"})).await;
+    let id = created["id"].as_str().unwrap();
+    a.op(Method::POST, &format!("/v1/tokens/{id}/revoke"), None).await;
+    let r = a.op(Method::POST, &format!("/v1/tokens/{id}/restore"), None).await;
+    assert_eq!(r.json()["status"], "active");
+    let session = a.op(Method::GET, "/v1/session", None).await.json();
+    assert_eq!(session["caller"]["kind"], "operator");
+    assert_eq!(session["expiry_days"], json!([30, 60, 90, 180, 365]));
+    assert_eq!(session["allow_restore"], true);
+    let session = a.call(Method::GET, "/v1/session", created["token"].as_str().unwrap(), None).await.json();
+    assert_eq!((session["caller"]["kind"].as_str(), session["caller"]["id"].as_str()), (Some("person"), Some("alice")));
+    assert_eq!(a.op(Method::GET, "/v1/principals/alice", None).await.json()["org"], "acme");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_mutations_are_refused() {
+    let a = Admin::start("").await;
+    a.principal("alice", None, &["viewer"]).await;
+    let body = Bytes::from(json!({"name": "x", "expires_in_days": 30, "owner": "alice"}).to_string());
+    let url = a.gate.admin_url("/v1/tokens");
+    let auth = bearer(OPERATOR_KEY);
+    let base = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    for extra in [("origin", "http://evil.example"), ("sec-fetch-site", "cross-site"), ("origin", "null")] {
+        let r = send(Method::POST, &url, &[base[0], base[1], extra], body.clone()).await;
+        assert_eq!(r.status, 403, "{extra:?}");
+    }
+    let same_origin = format!("http://{}", a.gate.admin);
+    let r = send(
+        Method::POST,
+        &url,
+        &[base[0], base[1], ("origin", &same_origin), ("sec-fetch-site", "same-origin")],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(a.op(Method::GET, "/v1/tokens", None).await.json()["tokens"].as_array().unwrap().len(), 1);
+}
+
+/// A webhook receiver that fails its first `failures` deliveries.
+async fn receiver(failures: usize, delay: Duration) -> (String, Arc<Mutex<Vec<(http::HeaderMap, Bytes)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<(http::HeaderMap, Bytes)>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = http_body_util::BodyExt::collect(body).await.unwrap().to_bytes();
+                        tokio::time::sleep(delay).await;
+                        let n = {
+                            let mut log = log.lock().unwrap();
+                            log.push((parts.headers, body));
+                            log.len()
+                        };
+                        let status = if n <= failures { 500 } else { 200 };
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .status(status)
+                                .body(http_body_util::Full::new(Bytes::new()))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_creation_is_announced_to_webhooks_signed_and_retried() {
+    let (url, seen) = receiver(2, Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("webhook-secret");
+    std::fs::write(&secret_file, "whsec-0123456789abcdef\n").unwrap();
+    let a = Admin::start(&format!(
+        "notifications:\n  webhooks:\n    - url: {url}\n  secret_file: {}\n",
+        secret_file.display()
+    ))
+    .await;
+    a.principal("alice", None, &["viewer"]).await;
+    let started = Instant::now();
+    let created = a.create(OPERATOR_KEY, json!({"name": "announced", "expires_in_days": 30, "owner": "alice"})).await;
+    assert!(started.elapsed() < Duration::from_millis(250), "the API call does not wait for the webhook");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while seen.lock().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline, "three attempts (two failures, one success) expected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (headers, body) = seen.lock().unwrap()[2].clone();
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["event"], "token.created");
+    assert_eq!(event["creator"], "operator");
+    assert_eq!(event["token_name"], "announced");
+    assert_eq!(event["owner"], "alice");
+    assert_eq!(event["token"], created["display"]);
+    assert!(!String::from_utf8_lossy(&body).contains(&created["token"].as_str().unwrap()[16..]), "never the secret");
+    let ts = headers["x-tokengate-timestamp"].to_str().unwrap();
+    let expected = tokengate::webhook::signature(b"whsec-0123456789abcdef", ts, &body);
+    assert_eq!(headers["x-tokengate-signature"], expected.as_str());
+    let metrics = String::from_utf8(get(&a.gate.admin_url("/metrics"), &[]).await.body.to_vec()).unwrap();
+    assert!(metrics.contains("tokengate_webhook_deliveries_total{result=\"delivered\"} 1"), "{metrics}");
+    assert!(metrics.contains("tokengate_webhook_retries_total 2"));
+}
