@@ -2,6 +2,7 @@
 //! in-process tokengate, a call-counting store wrapper, and token fixtures.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod gate;
 pub mod upstream;
 
