@@ -1,4 +1,4 @@
-//! The command line: `tokengate serve`, `tokengate check-config`.
+//! The command line: `tokengate serve`, `check-config`, and `token ...` (the admin API client).
 
 use std::path::PathBuf;
 
@@ -17,6 +17,8 @@ pub enum Command {
     Serve(ConfigArg),
     /// Validate a config file (with environment overrides), print a summary, exit non-zero on error.
     CheckConfig(ConfigArg),
+    /// Manage tokens through a running tokengate's admin port.
+    Token(TokenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -24,4 +26,97 @@ pub struct ConfigArg {
     /// Path to the YAML config file.
     #[arg(long, short, env = "TOKENGATE_CONFIG", default_value = "config/tokengate.yaml")]
     pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The admin listener's URL.
+    #[arg(long, global = true, env = "TOKENGATE_ADMIN_URL", default_value = "http://127.0.0.1:9091")]
+    pub admin_url: String,
+    /// An operator key (full access).
+    #[arg(long, global = true, env = "TOKENGATE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Your personal token (manage your own tokens), used when no admin key is given.
+    #[arg(long, global = true, env = "TOKENGATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        /// What the token is for, e.g. ci-deploy.
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (one of the configured choices: 30, 60, 90, 180, 365 by default).
+        #[arg(long, default_value_t = 30)]
+        expires: u32,
+        /// Create an organization token for this organization.
+        #[arg(long, conflicts_with = "owner")]
+        org: Option<String>,
+        /// The principal a personal token is for (operators; people always create their own).
+        #[arg(long)]
+        owner: Option<String>,
+        /// A role to grant (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A scope to grant: account, env:<name> or deployment:<agent>@<env> (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Print the API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens, newest first.
+    List {
+        /// Only names containing this (case-insensitive).
+        #[arg(long)]
+        name: Option<String>,
+        /// active, suspended, revoked or expired.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only tokens of this owner (a principal or organization id).
+        #[arg(long)]
+        owner: Option<String>,
+        /// The most tokens to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one token.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a token (it stops working until activated).
+    Suspend { id: String },
+    /// Activate a suspended token.
+    Activate { id: String },
+    /// Revoke a token. Asks you to type its name unless --yes.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Restore a revoked token (when the server allows it).
+    Restore { id: String },
+    /// Delete a revoked token. Asks you to type its name unless --yes.
+    Delete {
+        id: String,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Issue a new secret for a token; the old one keeps working for the grace period.
+    Rotate {
+        id: String,
+        /// How long the old secret keeps working, e.g. 1h (default: it stops at once).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        grace: Option<std::time::Duration>,
+        #[arg(long)]
+        json: bool,
+    },
 }

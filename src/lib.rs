@@ -5,6 +5,7 @@
 //! | module        | concern                                                                |
 //! |---------------|------------------------------------------------------------------------|
 //! | [`cli`]       | command-line interface (clap)                                          |
+//! | [`client`]    | `tokengate token ...`: the admin API client, tables and prompts        |
 //! | [`config`]    | YAML + environment config, parsed then validated into typed config     |
 //! | [`app`]       | builds the service from config; runs and drains it                     |
 //! | [`server`]    | one listener: HTTP/1.1 + HTTP/2, TLS, limits, graceful drain           |
@@ -17,7 +18,8 @@
 //! | [`responses`] | the one mapping from failures to HTTP responses                        |
 //! | [`cache`]     | moka token / principal cache with invalidation and bounded staleness   |
 //! | [`recorder`]  | coalesced, batched last-used recording                                 |
-//! | [`admin`]     | admin listener: health, readiness, metrics                             |
+//! | [`admin`]     | admin listener: lifecycle API, access rules, Tokens page, health, metrics |
+//! | [`webhook`]   | signed, retried token-created notifications                            |
 //! | [`metrics`]   | Prometheus metrics per component on an explicit registry               |
 //! | [`shutdown`]  | SIGTERM / Ctrl-C                                                       |
 //! | [`logging`]   | tracing subscriber setup                                               |
@@ -37,6 +39,7 @@ pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod digest;

@@ -9,8 +9,8 @@ use clap::Parser;
 use tokengate::app::App;
 use tokengate::cli::{Cli, Command};
 use tokengate::config::Config;
-use tokengate::logging;
 use tokengate::shutdown::Signals;
+use tokengate::{client, logging};
 
 /// Exit code for a config that does not load.
 const EXIT_CONFIG: u8 = 2;
@@ -20,6 +20,17 @@ fn main() -> ExitCode {
     let env: BTreeMap<String, String> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     match cli.command {
+        Command::Token(args) => {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime starts");
+            match runtime.block_on(client::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig(arg) => match Config::load(&arg.config, &env) {
             Ok(config) => {
                 println!("{}: OK\n{}", arg.config.display(), config.summary());
