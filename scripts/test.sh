@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# Runs every tokengate test. Tests that need Redis start their own redis-server on a free
-# loopback port, so the binary must be installed: this script installs it (Debian/Ubuntu) when
-# it is missing.
+# Runs every tokengate test. What the tests need beyond Rust is installed when missing:
+# - redis-server (the Redis store tests start their own server on a free loopback port);
+# - Debian's chromium and, from npm, playwright-core (the Tokens page browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "installing redis-server (needed by the Redis store tests)..." >&2
+    echo "installing ${missing[*]} (needed by the tests)..." >&2
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "redis-server is required for the tests; install it and re-run" >&2
+    echo "the tests need: ${missing[*]}; install them and re-run" >&2
     exit 1
   fi
+fi
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  npm ci --prefix tests/e2e --no-audit --no-fund >/dev/null
 fi
 
 cargo test --locked "$@"

@@ -8,6 +8,7 @@ use http_body_util::Full;
 const INDEX: &str = include_str!("ui/index.html");
 const SCRIPT: &str = include_str!("ui/app.js");
 const STYLE: &str = include_str!("ui/style.css");
+const ICON: &str = include_str!("ui/favicon.svg");
 
 fn respond(body: &'static str, content_type: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
@@ -34,6 +35,7 @@ pub fn asset(name: &str) -> Option<Response<Full<Bytes>>> {
     match name {
         "app.js" => Some(respond(SCRIPT, "text/javascript; charset=utf-8")),
         "style.css" => Some(respond(STYLE, "text/css; charset=utf-8")),
+        "favicon.svg" => Some(respond(ICON, "image/svg+xml")),
         _ => None,
     }
 }
