@@ -95,3 +95,30 @@ async fn redis_stopping_mid_run_degrades_explicitly_and_recovers() {
     let metrics = String::from_utf8(get(&gate.admin_url("/metrics"), &[]).await.body.to_vec()).unwrap();
     assert!(metrics.contains("tokengate_requests_total{outcome=\"store_unavailable\"} 1"), "{metrics}");
 }
+
+/// The admin API answers 503 with Retry-After while Redis is down, and recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_reports_a_store_outage_as_503() {
+    let mut redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "operator-key-0123456789\n").unwrap();
+    let gate = Gate::start(&redis_config(
+        &upstream.url(),
+        &redis.url(),
+        &format!("admin:\n  keys_file: {}\n", keys.display()),
+    ))
+    .await;
+    wait_ready(&gate).await;
+    let auth = bearer("operator-key-0123456789");
+    assert_eq!(get(&gate.admin_url("/v1/tokens"), &[("authorization", &auth)]).await.status, 200);
+    redis.kill();
+    let r = get(&gate.admin_url("/v1/tokens"), &[("authorization", &auth)]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers["retry-after"], "2");
+    assert_eq!(r.json()["error"]["code"], "unavailable");
+    redis.restart();
+    wait_ready(&gate).await;
+    assert_eq!(get(&gate.admin_url("/v1/tokens"), &[("authorization", &auth)]).await.status, 200);
+}
