@@ -42,12 +42,7 @@ impl AdminClient {
                 "no credential: set TOKENGATE_ADMIN_KEY (operators) or TOKENGATE_TOKEN (your personal token)".into(),
             )
         })?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .expect("the ring provider supports the default protocol versions")
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let https = crate::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new());
         Ok(Self {
             base: args.admin_url.trim_end_matches('/').to_string(),
             credential,

@@ -117,13 +117,7 @@ impl Proxy {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(config.proxy.upstream_connect_timeout));
         http.set_nodelay(true);
-        http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .expect("the ring provider supports the default protocol versions")
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = crate::tls::client_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.proxy.upstream_idle_timeout)
             .pool_timer(TokioTimer::new())

@@ -1,5 +1,6 @@
-//! TLS on the proxy listener: a rustls server config from PEM certificate and key files, with
-//! ALPN for HTTP/2 and HTTP/1.1.
+//! TLS: the proxy listener's rustls server config from PEM certificate and key files (ALPN for
+//! HTTP/2 and HTTP/1.1), and the HTTPS-capable connector every outgoing client uses (upstream,
+//! webhooks, the CLI), verifying servers against the Mozilla roots.
 
 use std::sync::Arc;
 
@@ -9,6 +10,21 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 
 use crate::config::TlsFiles;
+
+/// The connector for outgoing HTTP/1.1 requests: plain `http://`, or `https://` with the ring
+/// provider and the webpki roots.
+pub fn client_connector(
+    mut http: hyper_util::client::legacy::connect::HttpConnector,
+) -> hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector> {
+    // The TLS layer handles https:// itself; the TCP connector must let such URLs through.
+    http.enforce_http(false);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .expect("the ring provider supports the default protocol versions")
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
 
 #[derive(Debug, Error)]
 pub enum TlsError {

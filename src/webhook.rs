@@ -71,12 +71,7 @@ impl Notifier {
         let Some(secret) = config.secret.as_ref().filter(|_| !config.webhooks.is_empty()) else {
             return (Self { tx: None, metrics }, NotifierTask { handle: None });
         };
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .expect("the ring provider supports the default protocol versions")
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let https = crate::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new());
         let delivery = Arc::new(Delivery {
             client: Client::builder(TokioExecutor::new()).build(https),
             urls: config.webhooks.clone(),
