@@ -19,6 +19,19 @@ pub enum Command {
     CheckConfig(ConfigArg),
     /// Manage tokens through a running tokengate's admin port.
     Token(TokenArgs),
+    /// Start a self-contained demo: embedded store, an echo upstream, tokengate in front, a token
+    /// and a ready curl line. Ctrl-C stops it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Proxy address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Admin address (the Tokens page).
+    #[arg(long, default_value = "127.0.0.1:9091")]
+    pub admin_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 //! | [`client`]    | `tokengate token ...`: the admin API client, tables and prompts        |
 //! | [`config`]    | YAML + environment config, parsed then validated into typed config     |
 //! | [`app`]       | builds the service from config; runs and drains it                     |
+//! | [`demo`]      | `tokengate demo`: echo upstream + tokengate + a token, for a first look |
 //! | [`server`]    | one listener: HTTP/1.1 + HTTP/2, TLS, limits, graceful drain           |
 //! | [`tls`]       | rustls server config from PEM files                                    |
 //! | [`proxy`]     | the data path: authenticate, sanitize, inject, forward                 |
@@ -42,6 +43,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod digest;
 pub mod headers;
 pub mod logging;

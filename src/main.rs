@@ -10,7 +10,7 @@ use tokengate::app::App;
 use tokengate::cli::{Cli, Command};
 use tokengate::config::Config;
 use tokengate::shutdown::Signals;
-use tokengate::{client, logging};
+use tokengate::{client, demo, logging};
 
 /// Exit code for a config that does not load.
 const EXIT_CONFIG: u8 = 2;
@@ -27,6 +27,20 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo(args) => {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            let result = runtime.block_on(async {
+                let signals = Signals::install()?;
+                demo::run(args.listen, args.admin_listen, signals.recv()).await
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -194,3 +194,35 @@ async fn tokens_never_appear_in_logs() {
         assert!(!logs.contains(&t[16..50]), "a token secret leaked into the logs");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_a_working_curl_line_and_stops_on_ctrl_c() {
+    let (listen, admin) = (support::free_port(), support::free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokengate"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{listen}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    while !text.contains("Press Ctrl-C") {
+        let n = tokio::io::AsyncBufReadExt::read_line(&mut out, &mut text).await.unwrap();
+        assert!(n > 0, "demo exited early: {text}");
+    }
+    let curl = text.lines().find(|l| l.trim_start().starts_with("curl -s -H")).unwrap();
+    let token = curl.split("Bearer ").nth(1).unwrap().split('\'').next().unwrap();
+    let url = curl.split_whitespace().last().unwrap();
+    let reply = send(Method::GET, url, &[("authorization", &bearer(token))], Bytes::new()).await;
+    assert_eq!(reply.status, 200);
+    let echo = reply.json();
+    assert_eq!(echo["headers"]["x-auth-subject"], "demo");
+    assert_eq!(echo["headers"]["x-auth-token-kind"], "personal");
+    assert_eq!(send(Method::GET, url, &[], Bytes::new()).await.status, 401);
+    let page = send(Method::GET, &format!("http://127.0.0.1:{admin}/"), &[], Bytes::new()).await;
+    assert_eq!(page.status, 200);
+    assert!(Command::new("kill").args(["-INT", &child.id().unwrap().to_string()]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+}
