@@ -22,6 +22,24 @@ pub enum Command {
     /// Start a self-contained demo: embedded store, an echo upstream, tokengate in front, a token
     /// and a ready curl line. Ctrl-C stops it.
     Demo(DemoArgs),
+    /// Exit 0 when a running tokengate answers its health endpoint (for container probes; the
+    /// image has no shell or curl).
+    Healthcheck(HealthcheckArgs),
+    /// Serve the demo echo upstream (answers every request with the headers it received).
+    Echo {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The endpoint to probe: /healthz (alive) or /readyz (ready to serve).
+    #[arg(long, env = "TOKENGATE_HEALTHCHECK_URL", default_value = "http://127.0.0.1:9091/healthz")]
+    pub url: String,
+    /// How long to wait for the answer.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

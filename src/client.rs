@@ -166,6 +166,21 @@ fn encode(v: &str) -> String {
     percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// `tokengate healthcheck`: succeeds when `url` answers 2xx within `timeout`.
+pub async fn healthcheck(url: &str, timeout: Duration) -> Result<(), CliError> {
+    let http: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .build(crate::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new()));
+    let req = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| CliError(format!("invalid URL {url}: {e}")))?;
+    match tokio::time::timeout(timeout, http.request(req)).await {
+        Err(_) => Err(CliError(format!("{url} did not answer within {timeout:?}"))),
+        Ok(Err(e)) => Err(CliError(format!("{url}: {e}"))),
+        Ok(Ok(r)) if r.status().is_success() => Ok(()),
+        Ok(Ok(r)) => Err(CliError(format!("{url} answered {}", r.status()))),
+    }
+}
+
 /// Runs one `tokengate token` command.
 pub async fn run(args: TokenArgs) -> Result<(), CliError> {
     let client = AdminClient::new(&args)?;

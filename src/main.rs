@@ -31,6 +31,37 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Healthcheck(args) => {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime starts");
+            match runtime.block_on(client::healthcheck(&args.url, args.timeout)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("unhealthy: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Echo { listen } => {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            let result: anyhow::Result<()> = runtime.block_on(async {
+                let signals = Signals::install()?;
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                eprintln!("echo upstream listening on {}", listener.local_addr()?);
+                tokio::select! {
+                    _ = demo::serve_echo(listener) => {}
+                    _ = signals.recv() => {}
+                }
+                Ok(())
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Demo(args) => {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
             let result = runtime.block_on(async {

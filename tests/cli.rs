@@ -98,3 +98,27 @@ fn serve_stops_cleanly_on_ctrl_c() {
     let logs = stop_with("-INT", start_serve(dir.path()));
     assert!(logs.contains("received Ctrl-C"), "{logs}");
 }
+
+#[test]
+fn healthcheck_reports_a_running_and_a_missing_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_serve(dir.path());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut logs = String::new();
+    let admin = loop {
+        assert!(stderr.read_line(&mut logs).unwrap() > 0, "serve exited: {logs}");
+        if let Some(rest) = logs.lines().last().and_then(|l| l.split("admin=").nth(1)) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let ok = tokengate().args(["healthcheck", "--url", &format!("http://{admin}/readyz")]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let _ = child.kill();
+    let _ = child.wait();
+    let down = tokengate()
+        .args(["healthcheck", "--url", "http://127.0.0.1:1/healthz", "--timeout", "500ms"])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).starts_with("unhealthy:"));
+}
