@@ -571,6 +571,29 @@ async fn cross_site_mutations_are_refused() {
     .await;
     assert_eq!(r.status, 201);
     assert_eq!(a.op(Method::GET, "/v1/tokens", None).await.json()["tokens"].as_array().unwrap().len(), 1);
+
+    // Over HTTP/2 the authority is in the URI, not in a Host header: same-origin still passes.
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build_http();
+    let req = http::Request::post(&url)
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .header("origin", &same_origin)
+        .body(http_body_util::Full::new(Bytes::from(
+            json!({"name": "h2", "expires_in_days": 30, "owner": "alice"}).to_string(),
+        )))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!((resp.version(), resp.status().as_u16()), (http::Version::HTTP_2, 201));
+    let req = http::Request::post(&url)
+        .header("authorization", &auth)
+        .header("content-type", "application/json")
+        .header("origin", "http://evil.example")
+        .body(http_body_util::Full::new(Bytes::from(
+            json!({"name": "h2", "expires_in_days": 30, "owner": "alice"}).to_string(),
+        )))
+        .unwrap();
+    assert_eq!(client.request(req).await.unwrap().status(), 403);
 }
 
 /// A webhook receiver that fails its first `failures` deliveries.

@@ -66,7 +66,9 @@ fn cross_site(req: &Request<Incoming>) -> bool {
     if h.get("sec-fetch-site").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site")) {
         return true;
     }
-    match (h.get(ORIGIN).and_then(|v| v.to_str().ok()), h.get(HOST).and_then(|v| v.to_str().ok())) {
+    // HTTP/2 carries the authority in the request URI rather than in a Host header.
+    let host = h.get(HOST).and_then(|v| v.to_str().ok()).or_else(|| req.uri().authority().map(|a| a.as_str()));
+    match (h.get(ORIGIN).and_then(|v| v.to_str().ok()), host) {
         (Some("null"), _) => true,
         (Some(origin), Some(host)) => url::Url::parse(origin).ok().is_none_or(|o| {
             let origin_host = match o.port() {
