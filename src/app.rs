@@ -20,7 +20,7 @@ use crate::admin::Admin;
 use crate::admin::api::Api;
 use crate::auth::Authenticator;
 use crate::cache::AuthCache;
-use crate::config::Config;
+use crate::config::{Config, RuntimeConfig};
 use crate::digest::Hasher;
 use crate::metrics::{CacheMetrics, ProxyMetrics, RecorderMetrics, WebhookMetrics};
 use crate::mint::Minter;
@@ -47,6 +47,15 @@ pub struct App {
 }
 
 impl App {
+    /// The tokio runtime `serve` runs on: single-threaded for one worker thread (no work-stealing
+    /// bookkeeping, no cross-thread wake-ups: the most requests per core), multi-threaded beyond.
+    pub fn runtime(config: &RuntimeConfig) -> std::io::Result<tokio::runtime::Runtime> {
+        match config.worker_threads {
+            1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+            n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+        }
+    }
+
     /// Opens the store and builds every component. A Redis store that is down does not stop
     /// startup: it reconnects by itself, and readiness reports the outage meanwhile.
     pub async fn build(config: Config) -> anyhow::Result<Self> {

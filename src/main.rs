@@ -95,7 +95,7 @@ fn main() -> ExitCode {
                 }
             };
             logging::init(&config.log);
-            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
+            let runtime = App::runtime(&config.runtime).expect("tokio runtime starts");
             let result = runtime.block_on(async {
                 let signals = Signals::install()?;
                 let app = App::build(config).await?;

@@ -50,12 +50,13 @@ fn check_config_applies_environment_overrides() {
     );
 }
 
-fn start_serve(dir: &std::path::Path) -> Child {
+/// Starts `serve` with `worker_threads` (1: the single-threaded runtime).
+fn start_serve(dir: &std::path::Path, worker_threads: usize) -> Child {
     let config = dir.join("c.yaml");
     std::fs::write(
         &config,
         format!(
-            "upstream: http://127.0.0.1:3000\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nstore:\n  embedded:\n    path: {}\n",
+            "upstream: http://127.0.0.1:3000\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nstore:\n  embedded:\n    path: {}\nruntime:\n  worker_threads: {worker_threads}\n",
             dir.join("db/t.redb").display()
         ),
     )
@@ -88,21 +89,21 @@ fn stop_with(signal: &str, mut child: Child) -> String {
 #[test]
 fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = stop_with("-TERM", start_serve(dir.path()));
+    let logs = stop_with("-TERM", start_serve(dir.path(), 2));
     assert!(logs.contains("received SIGTERM") && logs.contains("tokengate stopped"), "{logs}");
 }
 
 #[test]
 fn serve_stops_cleanly_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = stop_with("-INT", start_serve(dir.path()));
+    let logs = stop_with("-INT", start_serve(dir.path(), 1));
     assert!(logs.contains("received Ctrl-C"), "{logs}");
 }
 
 #[test]
 fn healthcheck_reports_a_running_and_a_missing_server() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = start_serve(dir.path());
+    let mut child = start_serve(dir.path(), 1);
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut logs = String::new();
     let admin = loop {

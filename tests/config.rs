@@ -47,7 +47,20 @@ fn defaults_match_the_documentation() {
     assert!(c.tokens.pepper.is_none());
     assert_eq!(c.audit.max_events, 10_000);
     assert_eq!(c.shutdown.drain_timeout, Duration::from_secs(30));
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(c.runtime.worker_threads, cores, "one worker per usable core");
     assert_eq!(c.log.format, LogFormat::Text);
+}
+
+#[test]
+fn worker_threads() {
+    assert_eq!(load(&format!("{BASE}runtime:\n  worker_threads: 1\n")).unwrap().runtime.worker_threads, 1);
+    let c = Config::from_yaml(BASE, &env(&[("TOKENGATE_RUNTIME__WORKER_THREADS", "3")])).unwrap();
+    assert_eq!(c.runtime.worker_threads, 3);
+    refused(&format!("{BASE}runtime:\n  worker_threads: 0\n"), "runtime.worker_threads", "between 1 and 1024");
+    refused(&format!("{BASE}runtime:\n  worker_threads: 5000\n"), "runtime.worker_threads", "between 1 and 1024");
+    refused(&format!("{BASE}runtime:\n  worker_threads: -1\n"), "runtime.worker_threads", "invalid");
+    refused(&format!("{BASE}runtime:\n  threads: 2\n"), "runtime.threads", "unknown field");
 }
 
 #[test]

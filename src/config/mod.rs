@@ -59,6 +59,7 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     pub audit: AuditConfig,
     pub shutdown: ShutdownConfig,
+    pub runtime: RuntimeConfig,
     pub log: LogConfig,
 }
 
@@ -239,6 +240,13 @@ pub struct ShutdownConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Threads serving requests. One runs everything on a single-threaded scheduler, which is
+    /// the fastest choice for a sidecar limited to one core or less.
+    pub worker_threads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
@@ -312,7 +320,7 @@ impl Config {
             StoreConfig::Redis(r) => format!("redis ({}, key prefix {{{}}})", redact_url(&r.url), r.key_prefix),
         };
         format!(
-            "listen: {}\nupstream: {}\nadmin.listen: {}\nstore: {store}\nroles: {}\nroute rules: {}\ntoken prefixes: {} (personal), {} (organization)\npepper: {}",
+            "listen: {}\nupstream: {}\nadmin.listen: {}\nstore: {store}\nroles: {}\nroute rules: {}\ntoken prefixes: {} (personal), {} (organization)\npepper: {}\nworker threads: {}",
             self.listen,
             self.upstream,
             self.admin.listen,
@@ -321,6 +329,7 @@ impl Config {
             self.tokens.format.prefix(TokenKind::Personal),
             self.tokens.format.prefix(TokenKind::Organization),
             if self.tokens.pepper.is_some() { "configured" } else { "none (plain SHA-256)" },
+            self.runtime.worker_threads,
         )
     }
 }
@@ -493,6 +502,14 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
         drain_timeout: ctx.duration("shutdown.drain_timeout", shutdown.drain_timeout, defaults::DRAIN_TIMEOUT)?,
     };
 
+    let worker_threads = match raw.runtime.unwrap_or_default().worker_threads {
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Some(n @ 1..=MAX_WORKER_THREADS) => n,
+        Some(_) => {
+            return Err(ctx.error("runtime.worker_threads", format!("must be between 1 and {MAX_WORKER_THREADS}")));
+        }
+    };
+
     let log = raw.log.unwrap_or_default();
     let level = log.level.unwrap_or_else(|| defaults::LOG_LEVEL.to_string());
     if tracing_subscriber::EnvFilter::builder().parse(&level).is_err() {
@@ -520,9 +537,13 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
         notifications,
         audit: AuditConfig { max_events },
         shutdown,
+        runtime: RuntimeConfig { worker_threads },
         log: LogConfig { level, format },
     })
 }
+
+/// Largest `runtime.worker_threads`.
+const MAX_WORKER_THREADS: usize = 1024;
 
 /// Reads a secret file, without its trailing newline.
 fn read_secret_file(field: &str, path: &str, ctx: &Ctx) -> Result<String, ConfigError> {

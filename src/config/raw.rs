@@ -23,6 +23,7 @@ pub struct RawConfig {
     pub notifications: Option<RawNotifications>,
     pub audit: Option<RawAudit>,
     pub shutdown: Option<RawShutdown>,
+    pub runtime: Option<RawRuntime>,
     pub log: Option<RawLog>,
 }
 
@@ -42,6 +43,7 @@ impl RawConfig {
         "notifications",
         "audit",
         "shutdown",
+        "runtime",
         "log",
     ];
 }
@@ -182,6 +184,12 @@ pub struct RawAudit {
 #[serde(deny_unknown_fields)]
 pub struct RawShutdown {
     pub drain_timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
