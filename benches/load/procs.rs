@@ -192,8 +192,12 @@ impl Contention {
         let total: f64 = foreign.iter().map(|f| f.0).sum();
         let steal = steal_ticks().saturating_sub(self.steal) as f64 / ticks_per_second / wall;
         if total > MAX_FOREIGN_SHARE {
-            let top: Vec<String> =
-                foreign.iter().take(3).map(|(u, n)| format!("{n} {:.0}% of a core", u * 100.0)).collect();
+            let top: Vec<String> = foreign
+                .iter()
+                .take(3)
+                .filter(|(u, _)| *u >= 0.01)
+                .map(|(u, n)| format!("{n} {:.0}% of a core", u * 100.0))
+                .collect();
             return Some(format!(
                 "other processes used {:.0}% of a core (limit {:.0}%): {}",
                 total * 100.0,
