@@ -47,6 +47,7 @@ fn defaults_match_the_documentation() {
     assert!(c.tokens.pepper.is_none());
     assert_eq!(c.audit.max_events, 10_000);
     assert_eq!(c.shutdown.drain_timeout, Duration::from_secs(30));
+    assert_eq!(c.cache.max_entries, 100_000);
     let cores = std::thread::available_parallelism().unwrap().get();
     assert_eq!(c.runtime.worker_threads, cores, "one worker per usable core");
     assert_eq!(c.log.format, LogFormat::Text);

@@ -283,7 +283,8 @@ pub mod defaults {
     pub const CACHE_TTL: &str = "30s";
     pub const CACHE_NEGATIVE_TTL: &str = "5s";
     pub const CACHE_MAX_STALENESS: &str = "5m";
-    pub const CACHE_MAX_ENTRIES: u64 = 2_000_000;
+    /// About 100 MiB of cached records (the load harness measures about 1 KiB per entry).
+    pub const CACHE_MAX_ENTRIES: u64 = 100_000;
     pub const LAST_USED_FLUSH_INTERVAL: &str = "10s";
     pub const LAST_USED_MAX_PENDING: usize = 100_000;
     pub const LOG_LEVEL: &str = "info";
