@@ -25,6 +25,7 @@ mod report;
 mod seed;
 mod wrk;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -214,98 +215,9 @@ async fn run(args: Args) -> Result<()> {
         },
     ];
 
-    eprintln!("warming up");
-    for s in &scenarios {
-        let warm = |path| Load {
-            core: LOAD_CORE,
-            threads: 1,
-            connections: bench.args.connections,
-            duration: Duration::from_secs(1),
-            target: SocketAddr::from(([0, 0, 0, 0], 0)),
-            path,
-            tokens: s.tokens_for_rep(bench.args.reps, slice),
-            expect: s.expect,
-        };
-        wrk::run(&bench.script, &Load { target: gate.addr, ..warm(s.tg_path) })?;
-        wrk::run(&bench.script, &Load { target: reference_addr, ..warm(s.ng_path) })?;
-    }
-
-    for rep in 0..bench.args.reps {
-        for s in &scenarios {
-            let tg_first = rep % 2 == 0;
-            for tokengate in [tg_first, !tg_first] {
-                let (server, target, path): (&Proc, _, _) = if tokengate {
-                    (&gate.proc, gate.addr, s.tg_path)
-                } else {
-                    (&reference, reference_addr, s.ng_path)
-                };
-                let misses_before = if tokengate { Some(bench.cache_misses(&gate).await?) } else { None };
-                let load = Load {
-                    core: LOAD_CORE,
-                    threads: 1,
-                    connections: bench.args.connections,
-                    duration: bench.args.duration,
-                    target,
-                    path,
-                    tokens: s.tokens_for_rep(rep, slice),
-                    expect: s.expect,
-                };
-                let label = format!("{} {} rep {}", s.name, if tokengate { "tokengate" } else { "nginx" }, rep + 1);
-                let (figures, cpu) = bench.measured(&label, server, || wrk::run(&bench.script, &load))?;
-                let misses = match misses_before {
-                    Some(before) => Some((bench.cache_misses(&gate).await? - before) / figures.requests as f64),
-                    None => None,
-                };
-                eprintln!("  {label}: {:.0} req/s, p99 {} us", figures.rate(), figures.p99_us);
-                report.add(
-                    s.name,
-                    tokengate,
-                    Run {
-                        rate: figures.rate(),
-                        p50_us: figures.p50_us as f64,
-                        p99_us: figures.p99_us as f64,
-                        cpu,
-                        rss: server.rss(),
-                        misses,
-                    },
-                );
-            }
-        }
-    }
-
-    eprintln!("open loop at {} req/s", bench.args.rate);
-    for rep in 0..bench.args.reps {
-        let tg_first = rep % 2 == 0;
-        for tokengate in [tg_first, !tg_first] {
-            let (server, target, path, token): (&Proc, _, _, _) = if tokengate {
-                (&gate.proc, gate.addr, "/api/x", Some(seeded.valid.as_str()))
-            } else {
-                (&reference, reference_addr, "/public/x", None)
-            };
-            let label =
-                format!("open loop {} rep {}", if tokengate { "tokengate hit" } else { "nginx proxy_pass" }, rep + 1);
-            let contention = Contention::start();
-            let before = server.cpu_ticks();
-            let started = Instant::now();
-            let latency = openloop::run(target, path, token, bench.args.rate, bench.args.duration).await?;
-            let cpu = bench.cpu_share(server.cpu_ticks() - before, started.elapsed());
-            if let Some(why) = contention.verdict(bench.ticks) {
-                bail!("refusing to report: during {label}, {why}");
-            }
-            eprintln!("  {label}: p50 {:.0} us, p99 {:.0} us", latency.p50_us, latency.p99_us);
-            report.add_open_loop(
-                tokengate,
-                Run {
-                    rate: latency.sent as f64 / bench.args.duration.as_secs_f64(),
-                    p50_us: latency.p50_us,
-                    p99_us: latency.p99_us,
-                    cpu,
-                    rss: server.rss(),
-                    misses: None,
-                },
-            );
-        }
-    }
+    let servers = Servers { gate: &gate, reference: &reference, reference_addr };
+    bench.throughput(&mut report, &scenarios, &servers, slice).await?;
+    bench.open_loop(&mut report, &servers, &seeded.valid).await?;
     drop(reference);
 
     eprintln!("filling the cache with all {} tokens", seeded.count);
@@ -315,6 +227,7 @@ async fn run(args: Args) -> Result<()> {
     report.full_cache_rss = gate.proc.rss();
     report.fill_seconds = started.elapsed().as_secs_f64();
     eprintln!("  {:.0} s, RSS {} MiB", report.fill_seconds, report.full_cache_rss >> 20);
+    // A fresh instance A for the revocation test: the million cached tokens are not needed.
     drop(std::mem::replace(&mut gate, bench.start_tokengate("a")?));
 
     eprintln!("revocation propagation over {} revocations", seeded.to_revoke.len());
@@ -386,7 +299,124 @@ fn start_nginx(
     Ok(proc)
 }
 
+/// The two servers under test.
+struct Servers<'a> {
+    gate: &'a Gate,
+    reference: &'a Proc,
+    reference_addr: SocketAddr,
+}
+
+impl Servers<'_> {
+    /// The process and address of tokengate, or of the reference nginx.
+    fn pick(&self, tokengate: bool) -> (&Proc, SocketAddr) {
+        if tokengate { (&self.gate.proc, self.gate.addr) } else { (self.reference, self.reference_addr) }
+    }
+}
+
+/// Which server goes first in repetition `rep`: tokengate, then nginx, then the other way round.
+fn order(rep: usize) -> [bool; 2] {
+    let tokengate_first = rep.is_multiple_of(2);
+    [tokengate_first, !tokengate_first]
+}
+
+fn server_name(tokengate: bool) -> &'static str {
+    if tokengate { "tokengate" } else { "nginx" }
+}
+
 impl Bench {
+    fn load<'a>(
+        &self,
+        target: SocketAddr,
+        path: &'a str,
+        s: &Scenario,
+        rep: usize,
+        slice: usize,
+        d: Duration,
+    ) -> Load<'a> {
+        Load {
+            core: LOAD_CORE,
+            threads: 1,
+            connections: self.args.connections,
+            duration: d,
+            target,
+            path,
+            tokens: s.tokens_for_rep(rep, slice),
+            expect: s.expect,
+        }
+    }
+
+    /// Closed-loop runs: a warm-up of each scenario, then every scenario beside its nginx
+    /// counterpart, `reps` times.
+    async fn throughput(
+        &self,
+        report: &mut Report,
+        scenarios: &[Scenario],
+        servers: &Servers<'_>,
+        slice: usize,
+    ) -> Result<()> {
+        eprintln!("warming up");
+        let reps = self.args.reps;
+        for s in scenarios {
+            let warm = Duration::from_secs(1);
+            wrk::run(&self.script, &self.load(servers.gate.addr, s.tg_path, s, reps, slice, warm))?;
+            wrk::run(&self.script, &self.load(servers.reference_addr, s.ng_path, s, reps, slice, warm))?;
+        }
+        for rep in 0..reps {
+            for s in scenarios {
+                for tokengate in order(rep) {
+                    let (server, target) = servers.pick(tokengate);
+                    let path = if tokengate { s.tg_path } else { s.ng_path };
+                    let misses_before = if tokengate { Some(self.cache_misses(servers.gate).await?) } else { None };
+                    let load = self.load(target, path, s, rep, slice, self.args.duration);
+                    let label = format!("{} {} rep {}", s.name, server_name(tokengate), rep + 1);
+                    let (figures, cpu) = self.measured(&label, server, async { wrk::run(&self.script, &load) }).await?;
+                    let misses = match misses_before {
+                        Some(before) => {
+                            Some((self.cache_misses(servers.gate).await? - before) / figures.requests as f64)
+                        }
+                        None => None,
+                    };
+                    eprintln!("  {label}: {:.0} req/s, p99 {} us", figures.rate(), figures.p99_us);
+                    let run = Run {
+                        rate: figures.rate(),
+                        p50_us: figures.p50_us as f64,
+                        p99_us: figures.p99_us as f64,
+                        cpu,
+                        rss: server.rss(),
+                        misses,
+                    };
+                    report.add(s.name, tokengate, run);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Open-loop runs at `--rate`: tokengate with a cached token beside nginx `proxy_pass`.
+    async fn open_loop(&self, report: &mut Report, servers: &Servers<'_>, token: &str) -> Result<()> {
+        eprintln!("open loop at {} req/s", self.args.rate);
+        for rep in 0..self.args.reps {
+            for tokengate in order(rep) {
+                let (server, target) = servers.pick(tokengate);
+                let (path, token) = if tokengate { ("/api/x", Some(token)) } else { ("/public/x", None) };
+                let label = format!("open loop {} rep {}", server_name(tokengate), rep + 1);
+                let run = openloop::run(target, path, token, self.args.rate, self.args.duration);
+                let (latency, cpu) = self.measured(&label, server, run).await?;
+                eprintln!("  {label}: p50 {:.0} us, p99 {:.0} us", latency.p50_us, latency.p99_us);
+                let run = Run {
+                    rate: latency.sent as f64 / self.args.duration.as_secs_f64(),
+                    p50_us: latency.p50_us,
+                    p99_us: latency.p99_us,
+                    cpu,
+                    rss: server.rss(),
+                    misses: None,
+                };
+                report.add_open_loop(tokengate, run);
+            }
+        }
+        Ok(())
+    }
+
     fn start_tokengate(&self, name: &str) -> Result<Gate> {
         let addr = free_addr()?;
         let admin = free_addr()?;
@@ -419,11 +449,11 @@ impl Bench {
 
     /// Runs `f`, refusing its figures if anything else used the CPU meanwhile; returns them with
     /// the server's CPU use (share of one core).
-    fn measured<T>(&self, label: &str, server: &Proc, f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    async fn measured<T>(&self, label: &str, server: &Proc, f: impl Future<Output = Result<T>>) -> Result<(T, f64)> {
         let contention = Contention::start();
         let before = server.cpu_ticks();
         let started = Instant::now();
-        let out = f()?;
+        let out = f.await?;
         let cpu = self.cpu_share(server.cpu_ticks() - before, started.elapsed());
         if let Some(why) = contention.verdict(self.ticks) {
             bail!("refusing to report: during {label}, {why}");
