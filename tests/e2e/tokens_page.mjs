@@ -51,6 +51,7 @@ try {
   await page.locator('#copy-status:not(:empty)').waitFor();
   if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT + '-created.png' });
   await page.click('#close-created');
+  await page.locator('#created-dialog:not([open])').waitFor({ state: 'attached' });
   assert.ok(!(await page.content()).includes(secret.slice(16)), 'the secret is gone from the page once the dialog closes');
 
   // The table shows it masked, active, never used, created by the operator.
@@ -85,6 +86,17 @@ try {
   await page.fill('#confirm-input', 'browser-token');
   await page.click('#confirm-ok');
   await row.waitFor({ state: 'detached' });
+
+  // Closing the secret's dialog with Escape forgets the secret too.
+  await page.fill('#create-name', 'escape-token');
+  await page.fill('#create-owner', 'alice');
+  await page.click('#create-form button[type=submit]');
+  await page.locator('#created-dialog[open]').waitFor();
+  const second = (await page.textContent('#new-token')).trim();
+  assert.match(second, /^tgp_/);
+  await page.keyboard.press('Escape');
+  await page.locator('#created-dialog:not([open])').waitFor({ state: 'attached' });
+  await page.waitForFunction((s) => !document.documentElement.innerHTML.includes(s), second.slice(16));
 
   // Signing out forgets the credential.
   await page.click('#sign-out');

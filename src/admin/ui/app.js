@@ -213,12 +213,17 @@ document.addEventListener('DOMContentLoaded', () => {
       $('copy-status').textContent = 'Selected: press Ctrl+C (or Cmd+C) to copy.';
     }
   });
-  $('created-dialog').addEventListener('close', () => {
-    // The secret leaves the page for good.
+  // The secret leaves the page for good: at once on "Done" (the dialog's close event comes a
+  // task later), and on any other way of closing it (Escape).
+  const forgetSecret = () => {
     $('new-token').textContent = '';
     $('new-header').textContent = '';
+  };
+  $('created-dialog').addEventListener('close', forgetSecret);
+  $('close-created').addEventListener('click', () => {
+    forgetSecret();
+    $('created-dialog').close();
   });
-  $('close-created').addEventListener('click', () => $('created-dialog').close());
 
   $('confirm-input').addEventListener('input', () => {
     $('confirm-ok').disabled = $('confirm-input').value !== $('confirm-name').textContent;
