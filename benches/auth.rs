@@ -121,18 +121,19 @@ fn auth_cache_hit(c: &mut Criterion) {
             negative_ttl: Duration::from_secs(5),
             max_staleness: Duration::from_secs(3600),
             max_entries: 1000,
+            ..CacheConfig::default()
         };
         let cache = AuthCache::new(store, config, CacheMetrics::new(&prometheus::Registry::new()));
         tokio::time::sleep(Duration::from_millis(50)).await;
         let auth = Authenticator::new(TokenFormat::default(), Hasher::new(None), cache.clone());
         let raw = secret.expose().to_string();
-        auth.authenticate(&raw, Timestamp::now()).await.unwrap();
+        auth.authenticate(&raw, Timestamp::now(), || Ok(())).await.unwrap();
         (auth, raw, cache)
     });
     let id = TokenFormat::default().parse(&raw).unwrap().id;
     let mut g = c.benchmark_group("auth_cache_hit");
     g.bench_function("subject", |b| {
-        b.iter(|| rt.block_on(auth.authenticate(black_box(&raw), Timestamp::now())).unwrap())
+        b.iter(|| rt.block_on(auth.authenticate(black_box(&raw), Timestamp::now(), || Ok(()))).unwrap())
     });
     g.bench_function("reference", |b| b.iter(|| rt.block_on(cache.token(black_box(&id))).unwrap()));
     g.finish();

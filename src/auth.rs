@@ -9,11 +9,12 @@
 //!   digest (constant time), status, expiry, and for personal tokens the owner's current roles.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use crate::cache::AuthCache;
+use crate::cache::{AuthCache, LookupError};
 use crate::clock::Timestamp;
 use crate::digest::Hasher;
 use crate::model::{Principal, Token, TokenKind};
@@ -82,6 +83,20 @@ impl Authenticated {
 pub enum AuthError {
     Rejected(Rejection),
     Store(StoreError),
+    /// Too many store lookups in flight.
+    Busy,
+    /// The caller's admission check refused the store lookup (retry after the delay).
+    Refused(Duration),
+}
+
+impl From<LookupError> for AuthError {
+    fn from(e: LookupError) -> Self {
+        match e {
+            LookupError::Store(e) => Self::Store(e),
+            LookupError::Busy => Self::Busy,
+            LookupError::Refused(wait) => Self::Refused(wait),
+        }
+    }
 }
 
 /// Checks presented tokens against the cache.
@@ -101,15 +116,22 @@ impl Authenticator {
         &self.cache
     }
 
-    pub async fn authenticate(&self, presented: &str, now: Timestamp) -> Result<Authenticated, AuthError> {
+    /// Authenticates `presented`. `admit` is asked before the token's record is fetched from
+    /// the store (never when it is cached); its `Err(retry_after)` refuses the request.
+    pub async fn authenticate(
+        &self,
+        presented: &str,
+        now: Timestamp,
+        admit: impl FnOnce() -> Result<(), Duration>,
+    ) -> Result<Authenticated, AuthError> {
         let parsed = self.format.parse(presented).map_err(|e| AuthError::Rejected(Rejection::Malformed(e)))?;
-        let token = self.cache.token(&parsed.id).await.map_err(AuthError::Store)?;
+        let token = self.cache.token_admitted(&parsed.id, admit).await?;
         check(&self.hasher, &parsed, token.as_deref(), now).map_err(AuthError::Rejected)?;
         let token = token.expect("check refuses a missing record");
         let owner = match token.kind {
             TokenKind::Organization => None,
             TokenKind::Personal => {
-                let owner = self.cache.principal(&token.owner).await.map_err(AuthError::Store)?;
+                let owner = self.cache.principal(&token.owner).await?;
                 Some(owner.ok_or(AuthError::Rejected(Rejection::OwnerMissing))?)
             }
         };

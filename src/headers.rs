@@ -149,8 +149,13 @@ impl IdentityHeaders {
         if let Some(org) = id.org {
             headers.insert(self.org.clone(), encode_value(org));
         }
-        headers.insert(self.roles.clone(), join(id.roles.iter().copied()));
-        headers.insert(self.scopes.clone(), join(id.scopes.iter().map(|s| s.to_string())));
+        // An empty list is no header at all, never an empty `X-Auth-Scopes:` line.
+        if !id.roles.is_empty() {
+            headers.insert(self.roles.clone(), join(id.roles.iter().copied()));
+        }
+        if !id.scopes.is_empty() {
+            headers.insert(self.scopes.clone(), join(id.scopes.iter().map(|s| s.to_string())));
+        }
     }
 }
 
@@ -258,6 +263,24 @@ mod tests {
         assert_eq!(m["x-auth-org"], "acme");
         assert_eq!(m["x-auth-roles"], "viewer,admin");
         assert_eq!(m["x-auth-scopes"], "env:prod,deployment:a@prod");
+    }
+
+    #[test]
+    fn empty_roles_and_scopes_send_no_header() {
+        let h = IdentityHeaders::new("X-Auth-");
+        let mut m = HeaderMap::new();
+        let id = TokenId::parse("AAAAAAAAAAAA").unwrap();
+        let identity = Identity {
+            subject: "acme",
+            token_id: &id,
+            kind: TokenKind::Organization,
+            org: None,
+            roles: &[],
+            scopes: &[],
+        };
+        h.inject(&mut m, &identity);
+        assert!(m.get("x-auth-scopes").is_none() && m.get("x-auth-roles").is_none(), "{m:?}");
+        assert_eq!(m["x-auth-subject"], "acme");
     }
 
     #[test]

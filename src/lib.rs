@@ -15,6 +15,7 @@
 //! | [`path`]      | request path normalization (once; shared by rules and upstream)        |
 //! | [`routes`]    | ordered route rules: public paths, required roles and scopes           |
 //! | [`auth`]      | bearer credential extraction and authentication through the cache      |
+//! | [`limiter`]   | failed-authentication limits per client address                        |
 //! | [`headers`]   | hop-by-hop removal, identity header stripping and injection            |
 //! | [`responses`] | the one mapping from failures to HTTP responses                        |
 //! | [`cache`]     | moka token / principal cache with invalidation and bounded staleness   |
@@ -46,6 +47,7 @@ pub mod config;
 pub mod demo;
 pub mod digest;
 pub mod headers;
+pub mod limiter;
 pub mod logging;
 pub mod metrics;
 pub mod mint;

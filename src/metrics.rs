@@ -45,19 +45,21 @@ pub enum Outcome {
     InvalidRequest,
     InvalidToken,
     InsufficientScope,
+    TooManyFailures,
     StoreUnavailable,
     UpstreamError,
     UpstreamTimeout,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Self::Forwarded,
         Self::Public,
         Self::MissingCredentials,
         Self::InvalidRequest,
         Self::InvalidToken,
         Self::InsufficientScope,
+        Self::TooManyFailures,
         Self::StoreUnavailable,
         Self::UpstreamError,
         Self::UpstreamTimeout,
@@ -71,6 +73,7 @@ impl Outcome {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
+            Self::TooManyFailures => "too_many_failures",
             Self::StoreUnavailable => "store_unavailable",
             Self::UpstreamError => "upstream_error",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -162,6 +165,7 @@ pub struct CacheMetrics {
     pub negative_hits: IntCounter,
     pub stale_served: IntCounter,
     pub store_errors: IntCounter,
+    pub fetches_shed: IntCounter,
     pub invalidations_token: IntCounter,
     pub invalidations_principal: IntCounter,
     pub invalidations_all: IntCounter,
@@ -177,6 +181,11 @@ impl CacheMetrics {
             negative_hits: lookups.with_label_values(&["negative_hit"]),
             stale_served: lookups.with_label_values(&["stale_served"]),
             store_errors: counter(registry, "tokengate_store_errors_total", "Store calls that failed."),
+            fetches_shed: counter(
+                registry,
+                "tokengate_store_lookups_shed_total",
+                "Request-path store lookups refused because cache.max_concurrent_fetches were in flight.",
+            ),
             invalidations_token: inval.with_label_values(&["token"]),
             invalidations_principal: inval.with_label_values(&["principal"]),
             invalidations_all: inval.with_label_values(&["all"]),

@@ -26,6 +26,8 @@ pub enum PathError {
     AmbiguousEncoding,
     #[error("backslash in the request path")]
     Backslash,
+    #[error("path parameters (';') in the request path")]
+    Parameters,
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -121,9 +123,52 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, PathError> {
     Ok(Cow::Owned(normalized))
 }
 
+/// The path route rules match on, from a [`normalize`]d one.
+///
+/// Path parameters (`;...` at the end of a segment, which Tomcat, Spring, Jetty and others strip
+/// before routing, so `/admin;x` and `/public/..;/admin` name `/admin` there) are refused unless
+/// `allow`; `%3B` counts too, as some servers decode it first. When allowed, rules see each
+/// segment without its parameters, dot segments resolved again: `/public/..;/admin` is `/admin`.
+pub fn rule_path(normalized: &str, allow: bool) -> Result<Cow<'_, str>, PathError> {
+    let has_encoded = || normalized.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'3' && w[2] == b'B');
+    if !normalized.contains(';') {
+        return if !allow && has_encoded() { Err(PathError::Parameters) } else { Ok(Cow::Borrowed(normalized)) };
+    }
+    if !allow {
+        return Err(PathError::Parameters);
+    }
+    let mut stripped = String::with_capacity(normalized.len());
+    for (i, segment) in normalized.split('/').enumerate() {
+        if i > 0 {
+            stripped.push('/');
+        }
+        stripped.push_str(segment.split(';').next().unwrap_or_default());
+    }
+    Ok(Cow::Owned(normalize(&stripped)?.into_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_parameters_are_refused_or_stripped_for_rules() {
+        for p in ["/admin;x", "/public/..;/admin", "/a;", "/a%3Bb", "/a/b;jsessionid=1/c"] {
+            assert_eq!(rule_path(p, false), Err(PathError::Parameters), "{p}");
+        }
+        assert!(matches!(rule_path("/a/b%3Ac", false), Ok(Cow::Borrowed(_))));
+        let cases = [
+            ("/admin;x", "/admin"),
+            ("/public/..;/admin", "/admin"),
+            ("/a;x/b;y/", "/a/b/"),
+            ("/a/b;jsessionid=1/c", "/a/b/c"),
+            ("/;x", "/"),
+            ("/a%3Bb", "/a%3Bb"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(rule_path(input, true).as_deref(), Ok(want), "{input}");
+        }
+    }
 
     fn n(p: &str) -> Result<String, PathError> {
         normalize(p).map(Cow::into_owned)

@@ -13,6 +13,7 @@
 //!
 //! Every failure is a [`Failure`], turned into a response in one place ([`crate::responses`]).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,11 +33,12 @@ use crate::auth::{self, AuthError, Authenticated, Authenticator};
 use crate::clock::Timestamp;
 use crate::config::{Config, ProxyConfig};
 use crate::headers::{self, Identity, IdentityHeaders};
+use crate::limiter::FailureLimiter;
 use crate::metrics::{Outcome, ProxyMetrics};
 use crate::path::PathError;
 use crate::recorder::Recorder;
 use crate::responses::Failure;
-use crate::routes::{Access, RouteTable};
+use crate::routes::RouteTable;
 use crate::server::ConnInfo;
 use crate::token::TokenFormat;
 
@@ -60,6 +62,7 @@ struct Inner {
     upstream: Upstream,
     client: UpstreamClient,
     recorder: Recorder,
+    limiter: FailureLimiter,
     metrics: ProxyMetrics,
     tunnels: TaskTracker,
 }
@@ -91,7 +94,14 @@ fn path_problem(e: PathError) -> &'static str {
         PathError::BadEncoding => "malformed percent-encoding in the request path",
         PathError::AmbiguousEncoding => "encoded '/', '\\' or NUL in the request path",
         PathError::Backslash => "backslash in the request path",
+        PathError::Parameters => "path parameters (';') are not accepted",
     }
+}
+
+/// The 429 for a client over its failed-authentication limit.
+fn throttled(client: IpAddr, wait: std::time::Duration) -> Failure {
+    tracing::info!(client = %crate::limiter::counted_as(client), "too many failed authentications; refusing");
+    Failure::TooManyFailures(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
 }
 
 /// Whether an upstream error is a timeout (connect timeout) rather than a refusal.
@@ -132,6 +142,7 @@ impl Proxy {
                 upstream: Upstream::new(&config.upstream),
                 client,
                 recorder,
+                limiter: FailureLimiter::new(&config.proxy.failed_auth),
                 metrics,
                 tunnels,
             }),
@@ -159,19 +170,24 @@ impl Inner {
         if head_size > self.config.max_header_bytes {
             return Err(Failure::HeadersTooLarge);
         }
+        // Methods are case-sensitive and every registered one is upper case; a rule on `DELETE`
+        // must not be walked around with `delete`, which some upstreams treat alike.
+        if parts.method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(Failure::InvalidRequest("the method must be upper case"));
+        }
         let path = crate::path::normalize(parts.uri.path()).map_err(|e| Failure::InvalidRequest(path_problem(e)))?;
+        let rule_path = crate::path::rule_path(&path, self.config.allow_path_parameters)
+            .map_err(|e| Failure::InvalidRequest(path_problem(e)))?;
         let query = parts.uri.query();
         let bearer = auth::bearer(&parts.headers, query)?;
-        let rule = self.routes.find(parts.method.as_str(), &path);
-        let authenticated = match rule.map(|r| &r.access) {
-            Some(Access::Public) => None,
-            _ => Some(self.authenticate(bearer).await?),
-        };
+        let route = self.routes.resolve(parts.method.as_str(), &rule_path);
+        let authenticated =
+            if route.is_public() { None } else { Some(self.authenticate(bearer, conn.peer.ip()).await?) };
         let roles = authenticated.as_ref().map(Authenticated::roles).unwrap_or_default();
-        if let (Some(a), Some(rule)) = (&authenticated, rule)
-            && !rule.permits(&roles, &a.token.scopes)
+        if let Some(a) = &authenticated
+            && let Err(rule) = route.permits(&roles, &a.token.scopes)
         {
-            tracing::info!(token_id = %a.token.id, route = rule.path(), "token lacks the route's role or scope");
+            tracing::info!(token_id = %a.token.id, route = rule, "token lacks the route's role or scope");
             return Err(Failure::InsufficientScope);
         }
 
@@ -262,10 +278,13 @@ impl Inner {
     }
 
     /// Authenticates the bearer token (the rule's requirements are checked by the caller).
-    async fn authenticate(&self, bearer: Option<&str>) -> Result<Authenticated, Failure> {
+    /// Failures are charged to the client's address; over its limit, a request that fails or
+    /// would need the store gets 429 instead (see [`crate::limiter`]).
+    async fn authenticate(&self, bearer: Option<&str>, client: IpAddr) -> Result<Authenticated, Failure> {
         let started = Instant::now();
         let raw = bearer.ok_or(Failure::MissingCredentials)?;
-        let authenticated = match self.auth.authenticate(raw, Timestamp::now()).await {
+        let limiter = &self.limiter;
+        let authenticated = match self.auth.authenticate(raw, Timestamp::now(), || limiter.check(client)).await {
             Ok(a) => a,
             Err(AuthError::Rejected(reason)) => {
                 self.metrics.rejection(reason.as_str());
@@ -273,7 +292,15 @@ impl Inner {
                     Ok(p) => tracing::info!(token_id = %p.id, reason = reason.as_str(), "token refused"),
                     Err(_) => tracing::info!(reason = reason.as_str(), "token refused"),
                 }
-                return Err(Failure::InvalidToken);
+                return Err(match limiter.charge(client) {
+                    Ok(()) => Failure::InvalidToken,
+                    Err(wait) => throttled(client, wait),
+                });
+            }
+            Err(AuthError::Refused(wait)) => return Err(throttled(client, wait)),
+            Err(AuthError::Busy) => {
+                tracing::warn!("too many token lookups in flight; shedding");
+                return Err(Failure::StoreUnavailable);
             }
             Err(AuthError::Store(e)) => {
                 tracing::warn!(error = %e, "token store unavailable");

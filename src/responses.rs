@@ -7,6 +7,7 @@
 //! | invalid request       | 400    | `… error="invalid_request", error_description="…"`      |
 //! | invalid token         | 401    | `… error="invalid_token", error_description="…"` (one generic text) |
 //! | insufficient scope    | 403    | `… error="insufficient_scope"`                          |
+//! | too many failures     | 429    | — (`Retry-After`: the client's failed-authentication budget) |
 //! | request head too large| 431    | —                                                       |
 //! | store unavailable     | 503    | — (`Retry-After`)                                       |
 //! | upstream unavailable  | 502    | —                                                       |
@@ -36,6 +37,8 @@ pub enum Failure {
     HeadersTooLarge,
     InvalidToken,
     InsufficientScope,
+    /// The client address spent its failed-authentication budget; retry after this many seconds.
+    TooManyFailures(u64),
     StoreUnavailable,
     UpstreamUnavailable,
     UpstreamTimeout,
@@ -48,6 +51,7 @@ impl Failure {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -60,6 +64,7 @@ impl Failure {
             Self::InvalidRequest(_) | Self::HeadersTooLarge => Outcome::InvalidRequest,
             Self::InvalidToken => Outcome::InvalidToken,
             Self::InsufficientScope => Outcome::InsufficientScope,
+            Self::TooManyFailures(_) => Outcome::TooManyFailures,
             Self::StoreUnavailable => Outcome::StoreUnavailable,
             Self::UpstreamUnavailable => Outcome::UpstreamError,
             Self::UpstreamTimeout => Outcome::UpstreamTimeout,
@@ -74,6 +79,9 @@ impl Failure {
             Self::InvalidToken => ("invalid_token", INVALID_TOKEN_TEXT),
             Self::InsufficientScope => {
                 ("insufficient_scope", "The access token does not grant access to this resource.")
+            }
+            Self::TooManyFailures(_) => {
+                ("too_many_requests", "Too many failed authentications from this address; retry later.")
             }
             Self::StoreUnavailable => ("temporarily_unavailable", "Tokens cannot be checked right now; retry shortly."),
             Self::UpstreamUnavailable => ("bad_gateway", "The upstream service is unavailable."),
@@ -106,8 +114,14 @@ impl Failure {
         if let Some(value) = self.www_authenticate() {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_str(&value).expect("static texts are header-safe"));
         }
-        if self == Self::StoreUnavailable {
-            headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        match self {
+            Self::StoreUnavailable => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            Self::TooManyFailures(secs) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            _ => {}
         }
         response
     }
@@ -256,6 +270,9 @@ mod tests {
 
         let (s, www, retry, _) = parts(Failure::StoreUnavailable).await;
         assert_eq!((s.as_u16(), www, retry.as_deref()), (503, None, Some("2")));
+        let (s, www, retry, body) = parts(Failure::TooManyFailures(7)).await;
+        assert_eq!((s.as_u16(), www, retry.as_deref()), (429, None, Some("7")));
+        assert_eq!(body["error"], "too_many_requests");
         assert_eq!(parts(Failure::UpstreamUnavailable).await.0.as_u16(), 502);
         assert_eq!(parts(Failure::UpstreamTimeout).await.0.as_u16(), 504);
         let api = ApiError::bad("name", "must not be empty").response();

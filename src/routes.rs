@@ -33,9 +33,10 @@ enum PathMatcher {
 }
 
 impl PathMatcher {
-    fn matches(&self, path: &str) -> bool {
+    /// Whether `path` matches; with `fold`, ASCII letter case is ignored.
+    fn matches(&self, path: &str, fold: bool) -> bool {
         match self {
-            Self::Prefix(p) => under(path, p),
+            Self::Prefix(p) => under_cased(path, p, fold),
             Self::Pattern(segments) => {
                 let mut parts = path.split('/').skip(1);
                 for seg in segments {
@@ -45,15 +46,23 @@ impl PathMatcher {
                             Some(s) if !s.is_empty() => {}
                             _ => return false,
                         },
-                        Segment::Literal(l) => {
-                            if parts.next() != Some(l.as_str()) {
-                                return false;
-                            }
-                        }
+                        Segment::Literal(l) => match parts.next() {
+                            Some(s) if s == l || (fold && s.eq_ignore_ascii_case(l)) => {}
+                            _ => return false,
+                        },
                     }
                 }
                 // Allow one trailing slash after the last segment.
                 matches!((parts.next(), parts.next()), (None, _) | (Some(""), None))
+            }
+        }
+    }
+
+    fn has_upper(&self) -> bool {
+        match self {
+            Self::Prefix(p) => p.bytes().any(|b| b.is_ascii_uppercase()),
+            Self::Pattern(segments) => {
+                segments.iter().any(|s| matches!(s, Segment::Literal(l) if l.bytes().any(|b| b.is_ascii_uppercase())))
             }
         }
     }
@@ -78,7 +87,18 @@ impl PathMatcher {
 
 /// Whether `path` is `prefix` or below it on a segment boundary.
 fn under(path: &str, prefix: &str) -> bool {
-    prefix == "/" || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    under_cased(path, prefix, false)
+}
+
+/// [`under`], ignoring ASCII letter case with `fold`.
+fn under_cased(path: &str, prefix: &str, fold: bool) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    let (path, prefix) = (path.as_bytes(), prefix.as_bytes());
+    path.len() >= prefix.len()
+        && if fold { path[..prefix.len()].eq_ignore_ascii_case(prefix) } else { path[..prefix.len()] == *prefix }
+        && (path.len() == prefix.len() || path[prefix.len()] == b'/')
 }
 
 /// What a matching rule demands.
@@ -100,10 +120,19 @@ pub struct Rule {
 }
 
 impl Rule {
-    fn matches(&self, method: &str, path: &str) -> bool {
+    fn matches(&self, method: &str, path: &str, fold: bool) -> bool {
         let method_ok =
             self.methods.as_ref().is_none_or(|ms| ms.iter().any(|m| m == method || (m == "GET" && method == "HEAD")));
-        method_ok && self.path.matches(path)
+        method_ok && self.path.matches(path, fold)
+    }
+
+    fn is_public(&self) -> bool {
+        self.access == Access::Public
+    }
+
+    /// Whether this protected rule matches only when letter case is ignored.
+    fn matches_folded_only(&self, method: &str, path: &str) -> bool {
+        !self.is_public() && self.matches(method, path, true) && !self.matches(method, path, false)
     }
 
     /// Whether a token with these effective roles and scopes may pass this rule.
@@ -159,6 +188,47 @@ pub struct RuleError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteTable {
     rules: Vec<Rule>,
+    /// Whether any rule's literal has an uppercase letter (else a lowercase path can only
+    /// match a rule exactly, and the case-folded pass is skipped).
+    has_upper: bool,
+}
+
+/// What one request must satisfy: see [`RouteTable::resolve`].
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    rules: &'a [Rule],
+    method: &'a str,
+    path: &'a str,
+    /// The first rule matching exactly.
+    exact: Option<&'a Rule>,
+    /// Whether some protected rule matches only when letter case is ignored.
+    folded: bool,
+}
+
+impl<'a> Route<'a> {
+    /// Whether no token is needed: the first exact match is public and no protected rule
+    /// matches with letter case ignored.
+    pub fn is_public(&self) -> bool {
+        !self.folded && self.exact.is_some_and(Rule::is_public)
+    }
+
+    /// Whether a token with these effective roles and scopes may pass; `Err` names the first
+    /// rule that refuses it.
+    pub fn permits(&self, roles: &[&str], scopes: &[Scope]) -> Result<(), &'a str> {
+        if let Some(rule) = self.exact
+            && !rule.permits(roles, scopes)
+        {
+            return Err(rule.path());
+        }
+        if self.folded {
+            for rule in self.rules.iter().filter(|r| r.matches_folded_only(self.method, self.path)) {
+                if !rule.permits(roles, scopes) {
+                    return Err(rule.path());
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl RouteTable {
@@ -181,12 +251,24 @@ impl RouteTable {
             }
             rules.push(rule);
         }
-        Ok(Self { rules })
+        let has_upper = rules.iter().any(|r| r.path.has_upper());
+        Ok(Self { rules, has_upper })
     }
 
-    /// The first rule matching a request, if any.
+    /// The first rule matching a request exactly, if any.
     pub fn find(&self, method: &str, normalized_path: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.matches(method, normalized_path))
+        self.rules.iter().find(|r| r.matches(method, normalized_path, false))
+    }
+
+    /// What a request must satisfy. Ambiguity never lowers the bar: many upstreams (IIS,
+    /// ASP.NET, Spring with case-insensitive matching, Express by default) treat `/ADMIN` as
+    /// `/admin`, so besides the first exact match, every protected rule that matches when ASCII
+    /// letter case is ignored applies too; public rules only ever match exactly.
+    pub fn resolve<'a>(&'a self, method: &'a str, normalized_path: &'a str) -> Route<'a> {
+        let exact = self.find(method, normalized_path);
+        let may_fold = self.has_upper || normalized_path.bytes().any(|b| b.is_ascii_uppercase());
+        let folded = may_fold && self.rules.iter().any(|r| r.matches_folded_only(method, normalized_path));
+        Route { rules: &self.rules, method, path: normalized_path, exact, folded }
     }
 
     pub fn len(&self) -> usize {
@@ -334,6 +416,29 @@ mod tests {
         assert_eq!(t.find("GET", "/docs/a").unwrap().access, Access::Public);
         assert_eq!(t.find("HEAD", "/docs/a").unwrap().access, Access::Public, "GET covers HEAD");
         assert!(matches!(t.find("POST", "/docs/a").unwrap().access, Access::Token { .. }));
+    }
+
+    #[test]
+    fn letter_case_never_lowers_the_bar() {
+        let admin = RuleSpec { roles: vec!["admin".into()], ..spec("/admin") };
+        let t = table(&[RuleSpec { public: true, ..spec("/public") }, admin, spec("/v1/*/Billing/**")]);
+        let (viewer, admins): (&[&str], &[&str]) = (&["viewer"], &["admin"]);
+        // Exact matches behave as before.
+        assert!(t.resolve("GET", "/public/x").is_public());
+        assert_eq!(t.resolve("GET", "/admin").permits(viewer, &[]), Err("/admin"));
+        // Case variants of a protected rule get its requirements.
+        for p in ["/ADMIN", "/Admin/x", "/aDmIn/"] {
+            let route = t.resolve("GET", p);
+            assert!(!route.is_public(), "{p}");
+            assert_eq!(route.permits(viewer, &[]), Err("/admin"), "{p}");
+            assert_eq!(route.permits(admins, &[]), Ok(()), "{p}");
+        }
+        // Public rules match exactly only: a case variant needs a token.
+        assert!(!t.resolve("GET", "/PUBLIC/x").is_public());
+        assert_eq!(t.resolve("GET", "/PUBLIC/x").permits(viewer, &[]), Ok(()));
+        // Rules written with capitals fold too.
+        assert!(t.resolve("GET", "/v1/a/billing/x").folded);
+        assert!(!t.resolve("GET", "/v1/a/other").folded);
     }
 
     #[test]

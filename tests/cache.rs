@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::Registry;
-use tokengate::cache::AuthCache;
+use tokengate::cache::{AuthCache, LookupError};
 use tokengate::config::CacheConfig;
 use tokengate::metrics::CacheMetrics;
 use tokengate::model::{Action, Principal, TokenKind, TokenStatus};
@@ -33,7 +33,13 @@ async fn fixture() -> Fixture {
     let inner = EmbeddedStore::open(&dir.path().join("t.redb"), StoreOptions::default()).await.unwrap();
     let store = Arc::new(Counting::new(inner));
     let metrics = CacheMetrics::new(&Registry::new());
-    let config = CacheConfig { ttl: TTL, negative_ttl: NEGATIVE_TTL, max_staleness: MAX_STALENESS, max_entries: 1000 };
+    let config = CacheConfig {
+        ttl: TTL,
+        negative_ttl: NEGATIVE_TTL,
+        max_staleness: MAX_STALENESS,
+        max_entries: 1000,
+        ..CacheConfig::default()
+    };
     let cache = AuthCache::new(store.clone() as Store, config, metrics.clone());
     Fixture { _dir: dir, store, cache, metrics }
 }
@@ -137,10 +143,10 @@ async fn an_unreachable_store_serves_cached_records_up_to_the_staleness_limit() 
     assert!(f.cache.token(&id).await.unwrap().is_some());
     assert_eq!(f.metrics.stale_served.get(), 1);
     // An uncached token is an error, never "unknown".
-    assert!(matches!(f.cache.token(&TokenId::generate()).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(f.cache.token(&TokenId::generate()).await, Err(LookupError::Store(StoreError::Unavailable(_)))));
     // Past the staleness limit: an error too.
     tokio::time::advance(MAX_STALENESS).await;
-    assert!(matches!(f.cache.token(&id).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(f.cache.token(&id).await, Err(LookupError::Store(StoreError::Unavailable(_)))));
 
     // Recovery needs no restart.
     f.store.set_down(false);
@@ -170,7 +176,13 @@ async fn losing_the_redis_subscription_flushes_the_cache() {
     let store: Store =
         Arc::new(tokengate::store::redis::RedisStore::open(&server.config("c"), StoreOptions::default()).unwrap());
     let metrics = CacheMetrics::new(&Registry::new());
-    let config = CacheConfig { ttl: TTL, negative_ttl: NEGATIVE_TTL, max_staleness: MAX_STALENESS, max_entries: 1000 };
+    let config = CacheConfig {
+        ttl: TTL,
+        negative_ttl: NEGATIVE_TTL,
+        max_staleness: MAX_STALENESS,
+        max_entries: 1000,
+        ..CacheConfig::default()
+    };
     let cache = AuthCache::new(store.clone(), config, metrics.clone());
     for _ in 0..400 {
         if store.invalidations_connected() {
@@ -179,6 +191,9 @@ async fn losing_the_redis_subscription_flushes_the_cache() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let (_, token) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "t", "alice")).await.unwrap();
+    // Let the creation's own invalidation arrive first: one that lands after the fetch removes
+    // the entry, which must then never be served stale.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     cache.token(&token.id).await.unwrap().unwrap();
     let flushes = metrics.invalidations_all.get();
     server.kill();

@@ -42,10 +42,11 @@ impl Caller {
         if keys.contains(presented) {
             return Ok(Self::Operator);
         }
-        let authenticated = match auth.authenticate(presented, Timestamp::now()).await {
+        let authenticated = match auth.authenticate(presented, Timestamp::now(), || Ok(())).await {
             Ok(a) => a,
             Err(AuthError::Rejected(_)) => return Err(ApiError::Unauthorized),
             Err(AuthError::Store(e)) => return Err(e.into()),
+            Err(AuthError::Busy | AuthError::Refused(_)) => return Err(ApiError::Unavailable),
         };
         if authenticated.token.kind == TokenKind::Organization {
             return Err(ApiError::Forbidden("organization tokens cannot use the admin API".into()));

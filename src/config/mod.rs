@@ -185,6 +185,10 @@ pub enum XForwarded {
 pub struct ProxyConfig {
     /// Whether the client's `Authorization` header reaches the upstream.
     pub forward_authorization: bool,
+    /// Whether path parameters (`;...` in a segment) are allowed; off, they are refused (400).
+    /// On, route rules match the segments without their parameters.
+    pub allow_path_parameters: bool,
+    pub failed_auth: FailedAuthConfig,
     /// Identity headers start with this (case-insensitive, `_` counts as `-`); incoming ones are
     /// always removed.
     pub identity_header_prefix: String,
@@ -219,6 +223,54 @@ pub struct CacheConfig {
     /// How long a cached record keeps being used while the store is unreachable.
     pub max_staleness: Duration,
     pub max_entries: u64,
+    /// How long a cached record is used without asking the store while the store's
+    /// invalidation channel is down (or was down when the record was fetched).
+    pub ttl_without_invalidations: Duration,
+    /// Most remembered "no such token" answers, kept apart so a flood of unknown ids cannot
+    /// evict real tokens.
+    pub max_negative_entries: u64,
+    /// Store lookups in flight at once on the request path; beyond it, 503 with Retry-After.
+    pub max_concurrent_fetches: usize,
+    /// The one deadline of a request-path store lookup; past it the stale record or 503.
+    pub lookup_timeout: Duration,
+}
+
+impl Default for CacheConfig {
+    /// The documented defaults (`config/tokengate.yaml`).
+    fn default() -> Self {
+        let d = |s: &str| humantime::parse_duration(s).expect("default durations parse");
+        Self {
+            ttl: d(defaults::CACHE_TTL),
+            negative_ttl: d(defaults::CACHE_NEGATIVE_TTL),
+            max_staleness: d(defaults::CACHE_MAX_STALENESS),
+            max_entries: defaults::CACHE_MAX_ENTRIES,
+            ttl_without_invalidations: d(defaults::CACHE_TTL_WITHOUT_INVALIDATIONS),
+            max_negative_entries: defaults::CACHE_MAX_NEGATIVE_ENTRIES,
+            max_concurrent_fetches: defaults::CACHE_MAX_CONCURRENT_FETCHES,
+            lookup_timeout: d(defaults::CACHE_LOOKUP_TIMEOUT),
+        }
+    }
+}
+
+/// Limits on failed authentications per client address (see [`crate::limiter`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedAuthConfig {
+    /// Failures a client address may have in a burst; 0 turns the limit off.
+    pub burst: u32,
+    /// One more failure is allowed per interval.
+    pub refill_interval: Duration,
+    /// Client addresses tracked at once (least recently seen are forgotten first).
+    pub max_clients: u64,
+}
+
+impl Default for FailedAuthConfig {
+    fn default() -> Self {
+        Self {
+            burst: defaults::FAILED_AUTH_BURST,
+            refill_interval: humantime::parse_duration(defaults::FAILED_AUTH_REFILL_INTERVAL).expect("parses"),
+            max_clients: defaults::FAILED_AUTH_MAX_CLIENTS,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +337,13 @@ pub mod defaults {
     pub const CACHE_MAX_STALENESS: &str = "5m";
     /// About 100 MiB of cached records (the load harness measures about 1 KiB per entry).
     pub const CACHE_MAX_ENTRIES: u64 = 100_000;
+    pub const CACHE_TTL_WITHOUT_INVALIDATIONS: &str = "1s";
+    pub const CACHE_MAX_NEGATIVE_ENTRIES: u64 = 10_000;
+    pub const CACHE_MAX_CONCURRENT_FETCHES: usize = 64;
+    pub const CACHE_LOOKUP_TIMEOUT: &str = "500ms";
+    pub const FAILED_AUTH_BURST: u32 = 30;
+    pub const FAILED_AUTH_REFILL_INTERVAL: &str = "1s";
+    pub const FAILED_AUTH_MAX_CLIENTS: u64 = 100_000;
     pub const LAST_USED_FLUSH_INTERVAL: &str = "10s";
     pub const LAST_USED_MAX_PENDING: usize = 100_000;
     pub const LOG_LEVEL: &str = "info";
@@ -470,7 +529,24 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx) -> Result
         negative_ttl: ctx.duration("cache.negative_ttl", cache.negative_ttl, defaults::CACHE_NEGATIVE_TTL)?,
         max_staleness: ctx.duration("cache.max_staleness", cache.max_staleness, defaults::CACHE_MAX_STALENESS)?,
         max_entries: cache.max_entries.unwrap_or(defaults::CACHE_MAX_ENTRIES),
+        ttl_without_invalidations: ctx.duration(
+            "cache.ttl_without_invalidations",
+            cache.ttl_without_invalidations,
+            defaults::CACHE_TTL_WITHOUT_INVALIDATIONS,
+        )?,
+        max_negative_entries: cache.max_negative_entries.unwrap_or(defaults::CACHE_MAX_NEGATIVE_ENTRIES),
+        max_concurrent_fetches: cache.max_concurrent_fetches.unwrap_or(defaults::CACHE_MAX_CONCURRENT_FETCHES),
+        lookup_timeout: ctx.duration("cache.lookup_timeout", cache.lookup_timeout, defaults::CACHE_LOOKUP_TIMEOUT)?,
     };
+    if cache.ttl_without_invalidations > cache.ttl {
+        return Err(ctx.error("cache.ttl_without_invalidations", "must not be longer than `cache.ttl`"));
+    }
+    if cache.max_negative_entries == 0 {
+        return Err(ctx.error("cache.max_negative_entries", "must be greater than zero"));
+    }
+    if cache.max_concurrent_fetches == 0 {
+        return Err(ctx.error("cache.max_concurrent_fetches", "must be greater than zero"));
+    }
     if cache.max_staleness < cache.ttl {
         return Err(ctx.error("cache.max_staleness", "must be at least `cache.ttl`"));
     }
@@ -671,8 +747,29 @@ fn validate_proxy(raw: raw::RawProxy, ctx: &Ctx) -> Result<ProxyConfig, ConfigEr
             Some(files)
         }
     };
+    let failed_auth = match raw.failed_auth {
+        None => FailedAuthConfig::default(),
+        Some(f) => {
+            let defaults = FailedAuthConfig::default();
+            let failed_auth = FailedAuthConfig {
+                burst: f.burst.unwrap_or(defaults.burst),
+                refill_interval: ctx.duration(
+                    "proxy.failed_auth.refill_interval",
+                    f.refill_interval,
+                    defaults::FAILED_AUTH_REFILL_INTERVAL,
+                )?,
+                max_clients: f.max_clients.unwrap_or(defaults.max_clients),
+            };
+            if failed_auth.max_clients == 0 {
+                return Err(ctx.error("proxy.failed_auth.max_clients", "must be greater than zero"));
+            }
+            failed_auth
+        }
+    };
     Ok(ProxyConfig {
         forward_authorization: raw.forward_authorization.unwrap_or(false),
+        allow_path_parameters: raw.allow_path_parameters.unwrap_or(false),
+        failed_auth,
         identity_header_prefix: prefix,
         x_forwarded,
         max_connections,

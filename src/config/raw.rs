@@ -139,6 +139,8 @@ pub struct RawRoute {
 #[serde(deny_unknown_fields)]
 pub struct RawProxy {
     pub forward_authorization: Option<bool>,
+    pub allow_path_parameters: Option<bool>,
+    pub failed_auth: Option<RawFailedAuth>,
     pub identity_header_prefix: Option<String>,
     pub x_forwarded: Option<String>,
     pub max_connections: Option<usize>,
@@ -149,6 +151,14 @@ pub struct RawProxy {
     pub upstream_response_timeout: Option<DurationText>,
     pub upstream_idle_timeout: Option<DurationText>,
     pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFailedAuth {
+    pub burst: Option<u32>,
+    pub refill_interval: Option<DurationText>,
+    pub max_clients: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +175,10 @@ pub struct RawCache {
     pub negative_ttl: Option<DurationText>,
     pub max_staleness: Option<DurationText>,
     pub max_entries: Option<u64>,
+    pub ttl_without_invalidations: Option<DurationText>,
+    pub max_negative_entries: Option<u64>,
+    pub max_concurrent_fetches: Option<usize>,
+    pub lookup_timeout: Option<DurationText>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -45,8 +45,9 @@ use crate::digest::TokenDigest;
 use crate::model::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
 use crate::token::TokenId;
 
-/// How often the subscription connection is pinged to detect a dead peer.
-const SUBSCRIPTION_PING: Duration = Duration::from_secs(5);
+/// How often the subscription connection is pinged, and how long an answer may take: a dead
+/// subscription is noticed (and the cache flushed) within twice this.
+const SUBSCRIPTION_PING: Duration = Duration::from_secs(1);
 /// Largest backoff between resubscription attempts.
 const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
 /// Attempts of the optimistic rotation before giving up.
@@ -547,7 +548,9 @@ async fn pump(
                 None => return "connection closed".into(),
             },
             _ = ping.tick() => {
-                match tokio::time::timeout(SUBSCRIPTION_PING, sink.ping::<String>()).await {
+                // While subscribed, a RESP2 server answers PING with `["pong", ""]`, not `PONG`:
+                // take any answer as proof of life.
+                match tokio::time::timeout(SUBSCRIPTION_PING, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return format!("ping failed: {e}"),
                     Err(_) => return "ping timed out".into(),
