@@ -80,6 +80,22 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server is running").id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Starts it again on the same port with the same data directory.
     pub fn restart(&mut self) {
         self.kill();
@@ -164,11 +180,47 @@ pub struct Counting {
     inner: EmbeddedStore,
     calls: AtomicUsize,
     down: AtomicBool,
+    /// While set, `get` reads the record, then waits for a permit before answering.
+    held: std::sync::Mutex<Option<std::sync::Arc<tokio::sync::Semaphore>>>,
+    gets_waiting: AtomicUsize,
+    /// Upper bound of a random pause, in microseconds, between reading a record and answering.
+    get_jitter_us: std::sync::atomic::AtomicU64,
 }
 
 impl Counting {
     pub fn new(inner: EmbeddedStore) -> Self {
-        Self { inner, calls: AtomicUsize::new(0), down: AtomicBool::new(false) }
+        Self {
+            inner,
+            calls: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            held: std::sync::Mutex::new(None),
+            gets_waiting: AtomicUsize::new(0),
+            get_jitter_us: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// From now on, each `get` pauses for a random time below `max` after reading its record:
+    /// fetches in flight while the record changes.
+    pub fn set_get_jitter(&self, max: Duration) {
+        self.get_jitter_us.store(max.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// From now on, each `get` reads its record and then waits (with what it read) until
+    /// [`Counting::release_gets`]: a fetch frozen between the store's answer and the cache.
+    pub fn hold_gets(&self) {
+        *self.held.lock().unwrap() = Some(std::sync::Arc::new(tokio::sync::Semaphore::new(0)));
+    }
+
+    /// Lets every held and future `get` through.
+    pub fn release_gets(&self) {
+        if let Some(s) = self.held.lock().unwrap().take() {
+            s.close();
+        }
+    }
+
+    /// How many `get`s are waiting in [`Counting::hold_gets`].
+    pub fn gets_waiting(&self) -> usize {
+        self.gets_waiting.load(Ordering::SeqCst)
     }
 
     pub fn calls(&self) -> usize {
@@ -203,7 +255,20 @@ impl TokenStore for Counting {
     }
     async fn get(&self, id: &TokenId) -> Result<Option<Token>, StoreError> {
         self.hit()?;
-        self.inner.get(id).await
+        let record = self.inner.get(id).await;
+        let jitter = self.get_jitter_us.load(Ordering::SeqCst);
+        if jitter > 0 {
+            use std::hash::{BuildHasher, RandomState};
+            let pause = RandomState::new().hash_one(self.calls()) % jitter;
+            tokio::time::sleep(Duration::from_micros(pause)).await;
+        }
+        let held = self.held.lock().unwrap().clone();
+        if let Some(gate) = held {
+            self.gets_waiting.fetch_add(1, Ordering::SeqCst);
+            let _ = gate.acquire().await;
+            self.gets_waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        record
     }
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         self.hit()?;
