@@ -171,10 +171,11 @@ impl App {
         );
 
         shutdown.await;
+        let drain_deadline = tokio::time::Instant::now() + self.config.shutdown.drain_timeout;
         self.admin.set_draining();
         let _ = stop_proxy.send(());
         proxy_task.await.context("proxy server task")?;
-        self.recorder_task.shutdown().await;
+        self.recorder_task.shutdown_by(drain_deadline).await;
         let _ = stop_admin.send(());
         admin_task.await.context("admin server task")?;
         drop(self.admin);

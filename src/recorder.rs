@@ -4,7 +4,9 @@
 //! no wait). A background task keeps the latest use per token and writes all of them in one
 //! forward-only batch per `last_used.flush_interval`, so a flood of requests on one token makes
 //! one store write per interval. Memory is bounded by `last_used.max_pending` distinct tokens;
-//! uses beyond that are dropped and counted. Stopping flushes what is pending.
+//! uses beyond that are dropped and counted. Stopping flushes what is pending, retrying (every
+//! [`SHUTDOWN_RETRY`]) until the drain deadline while the store is unreachable; what still
+//! could not be written then is logged with its count and counted as dropped.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::clock::Timestamp;
 use crate::metrics::RecorderMetrics;
@@ -26,9 +29,12 @@ pub struct Recorder {
     metrics: RecorderMetrics,
 }
 
+/// Pause between flush attempts while stopping with the store unreachable.
+pub const SHUTDOWN_RETRY: Duration = Duration::from_millis(200);
+
 /// The background task; [`RecorderTask::shutdown`] flushes and waits for it.
 pub struct RecorderTask {
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: tokio::sync::oneshot::Sender<Instant>,
     handle: JoinHandle<()>,
 }
 
@@ -59,9 +65,14 @@ impl Recorder {
 }
 
 impl RecorderTask {
-    /// Writes what is pending and stops.
+    /// Writes what is pending (one attempt) and stops.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
+        self.shutdown_by(Instant::now()).await;
+    }
+
+    /// Writes what is pending, retrying until `deadline` while the store fails, and stops.
+    pub async fn shutdown_by(self, deadline: Instant) {
+        let _ = self.stop.send(deadline);
         if let Err(e) = self.handle.await {
             tracing::error!(error = %e, "last-used recorder task failed");
         }
@@ -77,19 +88,39 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(mut self, mut tick: tokio::time::Interval, mut stopped: tokio::sync::oneshot::Receiver<()>) {
-        loop {
+    async fn run(mut self, mut tick: tokio::time::Interval, mut stopped: tokio::sync::oneshot::Receiver<Instant>) {
+        let deadline = loop {
             tokio::select! {
                 use_ = self.rx.recv() => match use_ {
                     Some(u) => self.merge(u),
-                    None => break,
+                    None => break Instant::now(),
                 },
                 _ = tick.tick() => self.flush().await,
-                _ = &mut stopped => break,
+                deadline = &mut stopped => break deadline.unwrap_or_else(|_| Instant::now()),
             }
-        }
+        };
         self.rx.close();
-        self.flush().await;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                self.flush().await;
+            } else if tokio::time::timeout(remaining, self.flush()).await.is_err() {
+                self.metrics.flush_errors.inc();
+            }
+            if self.pending.is_empty() {
+                return;
+            }
+            if Instant::now() + SHUTDOWN_RETRY > deadline {
+                break;
+            }
+            tokio::time::sleep(SHUTDOWN_RETRY).await;
+        }
+        let lost = self.pending.len();
+        self.metrics.dropped.inc_by(lost as u64);
+        tracing::warn!(
+            tokens = lost,
+            "last-used times not written: the store stayed unreachable until the drain deadline"
+        );
     }
 
     fn merge(&mut self, u: LastUse) {
@@ -118,18 +149,17 @@ impl Worker {
         if self.pending.is_empty() {
             return;
         }
-        let batch: Vec<LastUse> = self.pending.drain().map(|(_, u)| u).collect();
+        // Pending uses are cleared only once written: a failed or abandoned write loses nothing.
+        let batch: Vec<LastUse> = self.pending.values().copied().collect();
         match self.store.record_last_used(&batch).await {
             Ok(moved) => {
+                self.pending.clear();
                 self.metrics.batches.inc();
                 self.metrics.written.inc_by(moved as u64);
             }
             Err(e) => {
                 self.metrics.flush_errors.inc();
                 tracing::warn!(error = %e, tokens = batch.len(), "cannot write last-used times; will retry");
-                for u in batch {
-                    self.merge(u);
-                }
             }
         }
     }

@@ -106,3 +106,34 @@ async fn a_failed_write_is_retried_at_the_next_interval() {
     assert_eq!(store.get(&token.id).await.unwrap().unwrap().last_used_at, Some(Timestamp(7_000)));
     task.shutdown().await;
 }
+
+/// Issue 9, finding 12: on shutdown with the store down, pending times are retried until the
+/// drain deadline (not tried once and lost), and what is finally lost is counted.
+#[tokio::test(start_paused = true)]
+async fn shutdown_retries_until_the_drain_deadline_and_counts_what_is_lost() {
+    let (_dir, store, metrics) = setup().await;
+    let (_, token) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "t", "alice")).await.unwrap();
+    let (recorder, task) = Recorder::start(store.clone() as Store, INTERVAL, 1000, metrics.clone());
+    recorder.record(token.id, Timestamp(9_000), None);
+    settle().await;
+    store.set_down(true);
+    let stopping = tokio::spawn(task.shutdown_by(tokio::time::Instant::now() + Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(metrics.flush_errors.get() >= 2, "retried while the store is down");
+    store.set_down(false);
+    stopping.await.unwrap();
+    assert_eq!(store.get(&token.id).await.unwrap().unwrap().last_used_at, Some(Timestamp(9_000)));
+    assert_eq!(metrics.dropped.get(), 0);
+
+    // The store stays down past the deadline: the use is counted as dropped.
+    let (recorder, task) = Recorder::start(store.clone() as Store, INTERVAL, 1000, metrics.clone());
+    recorder.record(token.id, Timestamp(10_000), None);
+    settle().await;
+    store.set_down(true);
+    let started = tokio::time::Instant::now();
+    task.shutdown_by(started + Duration::from_secs(1)).await;
+    assert!(started.elapsed() <= Duration::from_millis(1300), "{:?}", started.elapsed());
+    assert_eq!(metrics.dropped.get(), 1);
+    store.set_down(false);
+    assert_eq!(store.get(&token.id).await.unwrap().unwrap().last_used_at, Some(Timestamp(9_000)));
+}
