@@ -289,3 +289,34 @@ fn webhooks_need_a_url_and_a_signing_secret() {
     );
     refused(&format!("{BASE}notifications:\n  max_attempts: 0\n"), "notifications.max_attempts", "between 1 and 20");
 }
+
+/// Issue 9: the flood, channel-down and path-parameter settings, with their documented defaults
+/// and an error naming the field for each bad value.
+#[test]
+fn hardening_settings_have_defaults_and_are_validated() {
+    let c = load(BASE).unwrap();
+    assert_eq!(c.cache.ttl_without_invalidations, Duration::from_secs(1));
+    assert_eq!(c.cache.max_negative_entries, 10_000);
+    assert_eq!(c.cache.max_concurrent_fetches, 64);
+    assert_eq!(c.cache.lookup_timeout, Duration::from_millis(500));
+    assert_eq!((c.proxy.failed_auth.burst, c.proxy.failed_auth.refill_interval), (30, Duration::from_secs(1)));
+    assert_eq!(c.proxy.failed_auth.max_clients, 100_000);
+    assert!(!c.proxy.allow_path_parameters);
+    let shipped = Config::load(std::path::Path::new("config/tokengate.yaml"), &BTreeMap::new()).unwrap();
+    assert_eq!(shipped.cache.lookup_timeout, c.cache.lookup_timeout, "config/tokengate.yaml documents the default");
+    assert_eq!(shipped.proxy.failed_auth, c.proxy.failed_auth);
+
+    let bad = |section: &str, field: &str, problem: &str| refused(&format!("{BASE}{section}"), field, problem);
+    bad("cache:\n  ttl: 10s\n  ttl_without_invalidations: 20s\n", "cache.ttl_without_invalidations", "cache.ttl");
+    bad("cache:\n  ttl_without_invalidations: 0s\n", "cache.ttl_without_invalidations", "greater than zero");
+    bad("cache:\n  max_negative_entries: 0\n", "cache.max_negative_entries", "greater than zero");
+    bad("cache:\n  max_concurrent_fetches: 0\n", "cache.max_concurrent_fetches", "greater than zero");
+    bad("cache:\n  lookup_timeout: soon\n", "cache.lookup_timeout", "invalid duration");
+    bad("proxy:\n  failed_auth:\n    max_clients: 0\n", "proxy.failed_auth.max_clients", "greater than zero");
+    bad("proxy:\n  failed_auth:\n    burst: -1\n", "proxy.failed_auth.burst", "invalid");
+    bad("proxy:\n  failed_auth:\n    refill_interval: 0s\n", "proxy.failed_auth.refill_interval", "greater than zero");
+    bad("proxy:\n  failed_auth:\n    per_minute: 5\n", "proxy.failed_auth.per_minute", "unknown field");
+    bad("proxy:\n  allow_path_parameters: sometimes\n", "proxy.allow_path_parameters", "invalid");
+    let off = load(&format!("{BASE}proxy:\n  failed_auth:\n    burst: 0\n")).unwrap();
+    assert_eq!(off.proxy.failed_auth.burst, 0, "0 turns the limit off");
+}
