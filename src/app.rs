@@ -123,11 +123,13 @@ impl App {
         let settings = ServerSettings {
             max_connections: p.max_connections,
             max_header_bytes: p.max_header_bytes,
+            max_headers: p.max_headers,
             header_read_timeout: p.header_read_timeout,
+            idle_timeout: p.idle_timeout,
             http2_keepalive_interval: p.http2_keepalive_interval,
             drain_timeout: self.config.shutdown.drain_timeout,
         };
-        let admin_settings = ServerSettings { max_connections: 256, ..settings.clone() };
+        let admin_settings = ServerSettings { max_connections: self.config.admin.max_connections, ..settings.clone() };
 
         let (stop_proxy, proxy_stopped) = tokio::sync::oneshot::channel::<()>();
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();

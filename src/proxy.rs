@@ -1,6 +1,11 @@
 //! The data path: authenticate each request and forward it to the upstream.
 //!
 //! Per request, in order:
+//! 0. refuse a head with more than `proxy.max_headers` fields (hyper does it for HTTP/1; this
+//!    covers HTTP/2) or over `proxy.max_header_bytes`, and a request whose framing is ambiguous
+//!    (RFC 9112 §6.3: `Content-Length` with `Transfer-Encoding`, a transfer coding other than
+//!    exactly `chunked`, or two `Host` headers): 400 and the connection is closed, so nothing
+//!    the client meant as a second request can reach the upstream's keep-alive connection;
 //! 1. normalize the path once ([`crate::path`]); the rules and the upstream both see the result;
 //! 2. refuse malformed credentials (two `Authorization` headers, an empty token, a token in the
 //!    query string) and find the first matching route rule;
@@ -18,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONNECTION, HOST, HeaderValue, UPGRADE};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST, HeaderValue, TRANSFER_ENCODING, UPGRADE};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
@@ -104,6 +109,26 @@ fn throttled(client: IpAddr, wait: std::time::Duration) -> Failure {
     Failure::TooManyFailures(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
 }
 
+/// Refuses a request whose length or target is ambiguous (RFC 9112 §6.3, §3.2). hyper already
+/// refuses `Transfer-Encoding` on HTTP/1.0 and a final coding other than `chunked`, and HTTP/2
+/// refuses `Transfer-Encoding` as a protocol error; hyper drops a `Content-Length` that follows
+/// `Transfer-Encoding`, but keeps one that precedes it.
+fn check_framing(parts: &http::request::Parts) -> Result<(), Failure> {
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    if hosts.next().is_some() && hosts.next().is_some() {
+        return Err(Failure::Malformed("more than one Host header"));
+    }
+    let mut codings = parts.headers.get_all(TRANSFER_ENCODING).iter();
+    let Some(coding) = codings.next() else { return Ok(()) };
+    if codings.next().is_some() || !coding.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") {
+        return Err(Failure::Malformed("Transfer-Encoding must be exactly chunked"));
+    }
+    if parts.headers.contains_key(CONTENT_LENGTH) {
+        return Err(Failure::Malformed("both Content-Length and Transfer-Encoding"));
+    }
+    Ok(())
+}
+
 /// Whether an upstream error is a timeout (connect timeout) rather than a refusal.
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(e);
@@ -164,12 +189,17 @@ impl Proxy {
 impl Inner {
     async fn forward(&self, req: Request<Incoming>, conn: ConnInfo) -> Result<Response<ProxyBody>, Failure> {
         let (mut parts, body) = req.into_parts();
+        // hyper counts HTTP/1 header fields; this is the same limit for HTTP/2.
+        if parts.headers.len() > self.config.max_headers {
+            return Err(Failure::HeadersTooLarge);
+        }
         // hyper's buffer limit is a backstop; this is the exact limit, for HTTP/1 and HTTP/2 alike.
         let head_size: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
             + parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
         if head_size > self.config.max_header_bytes {
             return Err(Failure::HeadersTooLarge);
         }
+        check_framing(&parts)?;
         // Methods are case-sensitive and every registered one is upper case; a rule on `DELETE`
         // must not be walked around with `delete`, which some upstreams treat alike.
         if parts.method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {

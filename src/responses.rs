@@ -5,6 +5,7 @@
 //! |-----------------------|--------|---------------------------------------------------------|
 //! | missing credentials   | 401    | `Bearer realm="tokengate"` (no error code, RFC 6750 §3.1) |
 //! | invalid request       | 400    | `… error="invalid_request", error_description="…"`      |
+//! | malformed framing     | 400    | — (`Connection: close`: ambiguous length or two `Host`s) |
 //! | invalid token         | 401    | `… error="invalid_token", error_description="…"` (one generic text) |
 //! | insufficient scope    | 403    | `… error="insufficient_scope"`                          |
 //! | too many failures     | 429    | — (`Retry-After`: the client's failed-authentication budget) |
@@ -18,7 +19,7 @@
 //! to logs and metrics by token id.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
@@ -34,6 +35,9 @@ pub enum Failure {
     MissingCredentials,
     /// The request itself is malformed; the text says how (never quoting the token).
     InvalidRequest(&'static str),
+    /// The request's framing is ambiguous (RFC 9112 §6.3) or it names two hosts; the
+    /// connection is closed after the response, since where the next request starts is unknown.
+    Malformed(&'static str),
     HeadersTooLarge,
     InvalidToken,
     InsufficientScope,
@@ -48,7 +52,7 @@ impl Failure {
     pub fn status(self) -> StatusCode {
         match self {
             Self::MissingCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -61,7 +65,7 @@ impl Failure {
     pub fn outcome(self) -> Outcome {
         match self {
             Self::MissingCredentials => Outcome::MissingCredentials,
-            Self::InvalidRequest(_) | Self::HeadersTooLarge => Outcome::InvalidRequest,
+            Self::InvalidRequest(_) | Self::Malformed(_) | Self::HeadersTooLarge => Outcome::InvalidRequest,
             Self::InvalidToken => Outcome::InvalidToken,
             Self::InsufficientScope => Outcome::InsufficientScope,
             Self::TooManyFailures(_) => Outcome::TooManyFailures,
@@ -74,7 +78,7 @@ impl Failure {
     fn code_and_text(self) -> (&'static str, &'static str) {
         match self {
             Self::MissingCredentials => ("missing_credentials", "A bearer token is required."),
-            Self::InvalidRequest(text) => ("invalid_request", text),
+            Self::InvalidRequest(text) | Self::Malformed(text) => ("invalid_request", text),
             Self::HeadersTooLarge => ("headers_too_large", "The request headers are too large."),
             Self::InvalidToken => ("invalid_token", INVALID_TOKEN_TEXT),
             Self::InsufficientScope => {
@@ -115,6 +119,9 @@ impl Failure {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_str(&value).expect("static texts are header-safe"));
         }
         match self {
+            Self::Malformed(_) => {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
             Self::StoreUnavailable => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
@@ -144,6 +151,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     UnsupportedMediaType,
     Unavailable,
+    /// Too many API calls in progress (`admin.max_concurrent_calls`).
+    Busy,
     Internal,
 }
 
@@ -162,7 +171,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -180,6 +189,7 @@ impl ApiError {
                 ("unsupported_media_type", "send a JSON body with Content-Type: application/json".into(), None)
             }
             Self::Unavailable => ("unavailable", "the token store is unavailable; retry shortly".into(), None),
+            Self::Busy => ("unavailable", "too many admin API calls in progress; retry shortly".into(), None),
             Self::Internal => ("internal", "internal error".into(), None),
         };
         let mut error = serde_json::json!({ "code": code, "message": message });
@@ -198,7 +208,7 @@ impl ApiError {
             Self::MethodNotAllowed(allow) => {
                 headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Unavailable => {
+            Self::Unavailable | Self::Busy => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}
@@ -281,8 +291,14 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["error"]["field"], "name");
         assert_eq!(ApiError::Unavailable.response().headers()[RETRY_AFTER], "2");
+        let busy = ApiError::Busy.response();
+        assert_eq!((busy.status().as_u16(), &busy.headers()[RETRY_AFTER]), (503, &HeaderValue::from_static("2")));
         assert_eq!(ApiError::MethodNotAllowed("GET, POST").response().headers()[http::header::ALLOW], "GET, POST");
         let (s, www, _, body) = parts(Failure::HeadersTooLarge).await;
         assert_eq!((s.as_u16(), www, body["error"].as_str()), (431, None, Some("headers_too_large")));
+        let malformed = Failure::Malformed("both Content-Length and Transfer-Encoding").response();
+        assert_eq!(malformed.status(), 400);
+        assert_eq!(malformed.headers()[http::header::CONNECTION], "close");
+        assert!(malformed.headers().get(WWW_AUTHENTICATE).is_none());
     }
 }

@@ -23,6 +23,7 @@ struct Running {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
     addr: SocketAddr,
+    admin: SocketAddr,
     _dir: tempfile::TempDir,
     _upstream: Upstream,
     token: String,
@@ -86,11 +87,12 @@ async fn start(extra: &str) -> Running {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
+    let (addr, admin) = loop {
         let line = lines.next().expect("tokengate exited before starting").unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if v["message"] == "tokengate started" {
-            break v["listen"].as_str().unwrap().parse().unwrap();
+            let addr = |key: &str| v[key].as_str().unwrap().parse::<SocketAddr>().unwrap();
+            break (addr("listen"), addr("admin"));
         }
     };
     // Keep reading its logs (so it never blocks on a full pipe) for the tests to inspect.
@@ -101,7 +103,7 @@ async fn start(extra: &str) -> Running {
             sink.lock().unwrap().push(line);
         }
     });
-    Running { child, logs, addr, _dir: dir, _upstream: upstream, token: secret.expose().to_string() }
+    Running { child, logs, addr, admin, _dir: dir, _upstream: upstream, token: secret.expose().to_string() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,4 +227,51 @@ async fn the_demo_prints_a_working_curl_line_and_stops_on_ctrl_c() {
     assert!(Command::new("kill").args(["-INT", &child.id().unwrap().to_string()]).status().unwrap().success());
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_is_logged_and_ignored_then_sigterm_drains_and_exits_zero() {
+    let mut gate = start("").await;
+    let url = format!("http://{}/api", gate.addr);
+    let auth = bearer(&gate.token);
+    gate.signal("-HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(gate.child.try_wait().unwrap().is_none(), "SIGHUP did not stop tokengate");
+    assert_eq!(send(Method::GET, &url, &[("authorization", &auth)], Bytes::new()).await.status, 200);
+    let logs = gate.logs.lock().unwrap().join("\n");
+    assert!(logs.contains(tokengate::shutdown::SIGHUP_IGNORED), "{logs}");
+    gate.signal("-TERM");
+    assert!(gate.wait_exit(Duration::from_secs(10)).success());
+}
+
+/// A one-off measurement, not part of the suite: 10,000 silent sockets (the default
+/// `proxy.max_connections`) against the real binary, then an authenticated request and
+/// `/healthz`. Each process needs `ulimit -n` above 10,100:
+/// `cargo test --release --test binary ten_thousand -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn ten_thousand_idle_sockets() {
+    let gate = start("proxy:\n  header_read_timeout: 300s\n").await;
+    let admin = gate.admin;
+    let started = Instant::now();
+    let mut flood = Vec::with_capacity(10_000);
+    for _ in 0..10_000 {
+        flood.push(tokio::net::TcpStream::connect(gate.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!("10,000 silent sockets open after {:?}", started.elapsed());
+    let auth = bearer(&gate.token);
+    for round in 0..3 {
+        let t = Instant::now();
+        let r =
+            send(Method::GET, &format!("http://{}/api", gate.addr), &[("authorization", &auth)], Bytes::new()).await;
+        let request = t.elapsed();
+        assert_eq!(r.status, 200);
+        let t = Instant::now();
+        let h = send(Method::GET, &format!("http://{admin}/healthz"), &[], Bytes::new()).await;
+        let health = t.elapsed();
+        assert_eq!(h.status, 200);
+        println!("round {round}: authenticated request {request:?}, /healthz {health:?}");
+    }
+    drop(flood);
 }

@@ -48,6 +48,12 @@ fn defaults_match_the_documentation() {
     assert_eq!(c.audit.max_events, 10_000);
     assert_eq!(c.shutdown.drain_timeout, Duration::from_secs(30));
     assert_eq!(c.cache.max_entries, 100_000);
+    assert_eq!(c.proxy.max_connections, 10_000);
+    assert_eq!(c.proxy.max_headers, 100);
+    assert_eq!(c.proxy.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.proxy.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.admin.max_connections, 64);
+    assert_eq!(c.admin.max_concurrent_calls, 16);
     let cores = std::thread::available_parallelism().unwrap().get();
     assert_eq!(c.runtime.worker_threads, cores, "one worker per usable core");
     assert_eq!(c.log.format, LogFormat::Text);
@@ -242,6 +248,10 @@ fn data_path_settings_are_validated() {
     refused(&format!("{BASE}proxy:\n  max_connections: 0\n"), "proxy.max_connections", "greater than zero");
     refused(&format!("{BASE}proxy:\n  max_header_bytes: 100\n"), "proxy.max_header_bytes", "between 8192");
     refused(&format!("{BASE}proxy:\n  header_read_timeout: fast\n"), "proxy.header_read_timeout", "invalid duration");
+    refused(&format!("{BASE}proxy:\n  idle_timeout: 0s\n"), "proxy.idle_timeout", "greater than zero");
+    refused(&format!("{BASE}proxy:\n  idle_timeout: 60\n"), "proxy.idle_timeout", "time unit needed");
+    refused(&format!("{BASE}proxy:\n  max_headers: 0\n"), "proxy.max_headers", "between 1 and 1000");
+    refused(&format!("{BASE}proxy:\n  max_headers: 5000\n"), "proxy.max_headers", "between 1 and 1000");
     refused(
         &format!("{BASE}proxy:\n  upstream_response_timeout: 0ms\n"),
         "proxy.upstream_response_timeout",
@@ -267,6 +277,15 @@ fn a_non_loopback_admin_listener_needs_admin_keys() {
     refused_with_env(BASE, &[("TOKENGATE_ADMIN_KEYS", "short")], "TOKENGATE_ADMIN_KEYS", "at least 16");
     refused(&format!("{BASE}admin:\n  keys_file: /nonexistent/keys\n"), "admin.keys_file", "cannot read");
     refused(&format!("{BASE}admin:\n  max_body_bytes: 10\n"), "admin.max_body_bytes", "between 1024");
+    refused(&format!("{BASE}admin:\n  max_connections: 1\n"), "admin.max_connections", "between 2 and 10000");
+    refused(&format!("{BASE}admin:\n  max_concurrent_calls: 0\n"), "admin.max_concurrent_calls", "at least 1");
+    refused(
+        &format!("{BASE}admin:\n  max_connections: 8\n  max_concurrent_calls: 8\n"),
+        "admin.max_concurrent_calls",
+        "below `admin.max_connections` (8)",
+    );
+    let c = load(&format!("{BASE}admin:\n  max_connections: 8\n  max_concurrent_calls: 7\n")).unwrap();
+    assert_eq!((c.admin.max_connections, c.admin.max_concurrent_calls), (8, 7));
 }
 
 #[test]

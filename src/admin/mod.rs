@@ -8,6 +8,10 @@
 //! | `GET /readyz`             | store reachable, invalidations subscribed, not draining |
 //! | `GET /metrics`            | Prometheus text format                                  |
 //!
+//! At most `admin.max_concurrent_calls` `/v1` calls run at once (503 with `Retry-After` beyond
+//! it), fewer than `admin.max_connections`, so health checks never queue behind API calls;
+//! `/healthz`, `/readyz`, `/metrics` and the page are not limited.
+//!
 //! Mutations are refused when the browser says they are cross-site (`Sec-Fetch-Site:
 //! cross-site`, or an `Origin` whose host is not this listener's `Host`). Credentials travel
 //! only in the `Authorization` header, never in cookies, and no CORS headers are served, so a
@@ -50,6 +54,8 @@ struct Inner {
     draining: AtomicBool,
     auth: Authenticator,
     api: Api,
+    /// Permits for `/v1` calls in progress.
+    calls: tokio::sync::Semaphore,
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
@@ -84,7 +90,8 @@ fn cross_site(req: &Request<Incoming>) -> bool {
 
 impl Admin {
     pub fn new(store: Store, registry: Registry, auth: Authenticator, api: Api) -> Self {
-        Self { inner: Arc::new(Inner { store, registry, draining: AtomicBool::new(false), auth, api }) }
+        let calls = tokio::sync::Semaphore::new(api.config.admin.max_concurrent_calls);
+        Self { inner: Arc::new(Inner { store, registry, draining: AtomicBool::new(false), auth, api, calls }) }
     }
 
     /// From now on readiness reports "draining" so load balancers stop sending traffic.
@@ -105,6 +112,7 @@ impl Admin {
         let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
         match segments.as_slice() {
             ["v1", rest @ ..] => {
+                let _call = self.inner.calls.try_acquire().map_err(|_| ApiError::Busy)?;
                 if !read_only && cross_site(&req) {
                     return Err(ApiError::Forbidden("cross-site requests are refused".into()));
                 }

@@ -70,6 +70,11 @@ pub struct AdminConfig {
     pub keys: AdminKeys,
     /// Largest JSON request body accepted (413 beyond it).
     pub max_body_bytes: usize,
+    /// Most admin connections at once (the idle ones are closed first to make room).
+    pub max_connections: usize,
+    /// Most `/v1` API calls in progress at once (503 beyond it); below `max_connections`, so
+    /// health checks always find a connection.
+    pub max_concurrent_calls: usize,
 }
 
 /// A secret string from the environment or a file; redacted in `Debug`.
@@ -196,8 +201,14 @@ pub struct ProxyConfig {
     pub max_connections: usize,
     /// Largest request head accepted (431 beyond it).
     pub max_header_bytes: usize,
-    /// Time a client has to send a complete request head; also bounds HTTP/1 keep-alive idle time.
+    /// Most header fields in a request, HTTP/1 and HTTP/2 alike (431 beyond it).
+    pub max_headers: usize,
+    /// Time a client has to send a complete request head: from accept (TLS handshake and HTTP/2
+    /// preface included), and on a keep-alive connection from the next request's first byte.
     pub header_read_timeout: Duration,
+    /// How long a connection with no request in flight is kept, and how long writes may stay
+    /// blocked on a client that does not read.
+    pub idle_timeout: Duration,
     /// HTTP/2 ping interval; a peer that does not answer within the same time is disconnected.
     pub http2_keepalive_interval: Duration,
     pub upstream_connect_timeout: Duration,
@@ -327,7 +338,9 @@ pub mod defaults {
     pub const IDENTITY_HEADER_PREFIX: &str = "X-Auth-";
     pub const MAX_CONNECTIONS: usize = 10_000;
     pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+    pub const MAX_HEADERS: usize = 100;
     pub const HEADER_READ_TIMEOUT: &str = "10s";
+    pub const IDLE_TIMEOUT: &str = "60s";
     pub const HTTP2_KEEPALIVE_INTERVAL: &str = "30s";
     pub const UPSTREAM_CONNECT_TIMEOUT: &str = "2s";
     pub const UPSTREAM_RESPONSE_TIMEOUT: &str = "60s";
@@ -348,6 +361,8 @@ pub mod defaults {
     pub const LAST_USED_MAX_PENDING: usize = 100_000;
     pub const LOG_LEVEL: &str = "info";
     pub const ADMIN_MAX_BODY_BYTES: usize = 16 * 1024;
+    pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+    pub const ADMIN_MAX_CONCURRENT_CALLS: usize = 16;
     pub const WEBHOOK_MAX_ATTEMPTS: u32 = 6;
     pub const WEBHOOK_TIMEOUT: &str = "5s";
 }
@@ -658,7 +673,24 @@ fn validate_admin(raw: raw::RawAdmin, env: &BTreeMap<String, String>, ctx: &Ctx)
     if !(1024..=1024 * 1024).contains(&max_body_bytes) {
         return Err(ctx.error("admin.max_body_bytes", "must be between 1024 and 1048576"));
     }
-    Ok(AdminConfig { listen, keys: AdminKeys::new(keys.into_iter().map(Secret).collect()), max_body_bytes })
+    let max_connections = raw.max_connections.unwrap_or(defaults::ADMIN_MAX_CONNECTIONS);
+    if !(2..=10_000).contains(&max_connections) {
+        return Err(ctx.error("admin.max_connections", "must be between 2 and 10000"));
+    }
+    let max_concurrent_calls = raw.max_concurrent_calls.unwrap_or(defaults::ADMIN_MAX_CONCURRENT_CALLS);
+    if max_concurrent_calls == 0 || max_concurrent_calls >= max_connections {
+        return Err(ctx.error(
+            "admin.max_concurrent_calls",
+            format!("must be at least 1 and below `admin.max_connections` ({max_connections})"),
+        ));
+    }
+    Ok(AdminConfig {
+        listen,
+        keys: AdminKeys::new(keys.into_iter().map(Secret).collect()),
+        max_body_bytes,
+        max_connections,
+        max_concurrent_calls,
+    })
 }
 
 fn validate_notifications(
@@ -730,6 +762,10 @@ fn validate_proxy(raw: raw::RawProxy, ctx: &Ctx) -> Result<ProxyConfig, ConfigEr
     if !(8192..=1024 * 1024).contains(&max_header_bytes) {
         return Err(ctx.error("proxy.max_header_bytes", "must be between 8192 and 1048576"));
     }
+    let max_headers = raw.max_headers.unwrap_or(defaults::MAX_HEADERS);
+    if !(1..=1000).contains(&max_headers) {
+        return Err(ctx.error("proxy.max_headers", "must be between 1 and 1000"));
+    }
     let tls = match raw.tls {
         None => None,
         Some(t) => {
@@ -774,11 +810,13 @@ fn validate_proxy(raw: raw::RawProxy, ctx: &Ctx) -> Result<ProxyConfig, ConfigEr
         x_forwarded,
         max_connections,
         max_header_bytes,
+        max_headers,
         header_read_timeout: ctx.duration(
             "proxy.header_read_timeout",
             raw.header_read_timeout,
             defaults::HEADER_READ_TIMEOUT,
         )?,
+        idle_timeout: ctx.duration("proxy.idle_timeout", raw.idle_timeout, defaults::IDLE_TIMEOUT)?,
         http2_keepalive_interval: ctx.duration(
             "proxy.http2_keepalive_interval",
             raw.http2_keepalive_interval,

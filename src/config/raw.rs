@@ -75,6 +75,8 @@ pub struct RawAdmin {
     pub listen: Option<String>,
     pub keys_file: Option<String>,
     pub max_body_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_concurrent_calls: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,7 +147,9 @@ pub struct RawProxy {
     pub x_forwarded: Option<String>,
     pub max_connections: Option<usize>,
     pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
     pub header_read_timeout: Option<DurationText>,
+    pub idle_timeout: Option<DurationText>,
     pub http2_keepalive_interval: Option<DurationText>,
     pub upstream_connect_timeout: Option<DurationText>,
     pub upstream_response_timeout: Option<DurationText>,

@@ -26,6 +26,9 @@ async fn token(gate: &Gate) -> (String, tokengate::token::TokenId) {
     let alice = Principal { id: "alice".into(), display_name: "A".into(), org: None, roles: vec!["viewer".into()] };
     gate.store.put_principal(&alice).await.unwrap();
     let (secret, t) = minter().issue(gate.store.as_ref(), &new_token(TokenKind::Personal, "t", "alice")).await.unwrap();
+    // Let the principal's and the token's own invalidations arrive before the first use: one
+    // that lands after a fetch removes the entry (which is then never served stale).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     (bearer(secret.expose()), t.id)
 }
 

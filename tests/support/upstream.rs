@@ -4,12 +4,16 @@
 //! |-----------------------|-----------------------------------------------------------------|
 //! | `/slow?ms=N`          | waits N ms, then echoes                                         |
 //! | `/download?bytes=N`   | streams N bytes in 64 KiB chunks                                |
+//! | `/drip?chunks=N&ms=M` | streams N 1-byte chunks, M ms apart                             |
 //! | `/status/N`           | answers with status N                                           |
 //! | `/ws`                 | WebSocket echo                                                  |
 //! | anything else         | echoes method, path+query, headers and the body length (streamed, not buffered) |
+//!
+//! Connections are kept alive; every request target received is noted in [`Upstream::seen`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,6 +31,7 @@ type Body = BoxBody<Bytes, Infallible>;
 pub struct Upstream {
     pub addr: SocketAddr,
     stop: CancellationToken,
+    seen: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Upstream {
@@ -41,21 +46,33 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let token = stop.clone();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let noted = seen.clone();
         tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
                     _ = token.cancelled() => return,
                     r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
                 };
+                let noted = noted.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(handle);
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let target = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                        noted.lock().unwrap().push(target);
+                        handle(req)
+                    });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Self { addr, stop }
+        Self { addr, stop, seen }
+    }
+
+    /// Every request target received so far, in order.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
     }
 
     pub fn url(&self) -> String {
@@ -92,6 +109,18 @@ async fn handle(mut req: Request<Incoming>) -> Result<Response<Body>, Infallible
                     (Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))), left - n)
                 })
             }
+        });
+        return Ok(Response::new(BodyExt::boxed(StreamBody::new(stream))));
+    }
+    if path == "/drip" {
+        let chunks = query_param(&req, "chunks").unwrap_or(1);
+        let ms = query_param(&req, "ms").unwrap_or(0);
+        let stream = futures_util::stream::unfold(chunks, move |left| async move {
+            if left == 0 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Some((Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"."))), left - 1))
         });
         return Ok(Response::new(BodyExt::boxed(StreamBody::new(stream))));
     }
