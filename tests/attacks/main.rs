@@ -4,6 +4,7 @@
 //!
 //! | module      | attack                                                                    |
 //! |-------------|---------------------------------------------------------------------------|
+//! | `connections` | idle and silent sockets, partial heads and prefaces, the connection limits, ambiguous framing, header counts |
 //! | `routes`    | walking around route rules: path parameters, letter case, method case     |
 //! | `flood`     | random well-formed tokens to exhaust the store; a real token keeps working |
 //! | `races`     | invalidations racing fetches; raced entries served stale during an outage |
@@ -15,6 +16,7 @@
 mod support;
 
 mod client;
+mod connections;
 mod flood;
 mod races;
 mod redis;

@@ -62,7 +62,12 @@ impl Fixture {
 /// `max_staleness`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_raced_by_its_invalidation_is_never_served_stale() {
-    let f = fixture(CacheConfig { max_staleness: Duration::from_secs(300), ..CacheConfig::default() }).await;
+    let config = CacheConfig {
+        max_staleness: Duration::from_secs(300),
+        lookup_timeout: Duration::from_secs(30),
+        ..CacheConfig::default()
+    };
+    let f = fixture(config).await;
     let id = f.issue().await;
     f.store.hold_gets();
     let cache = f.cache.clone();
@@ -72,9 +77,11 @@ async fn a_record_raced_by_its_invalidation_is_never_served_stale() {
     }
     // The fetch holds the active record; revoke and let the invalidation be delivered.
     f.store.transition(&id, Action::Revoke, "op").await.unwrap();
-    let delivered = f.metrics.invalidations_token.get();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(delivered >= 2, "create and revoke invalidations delivered");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.metrics.invalidations_token.get() < 2 {
+        assert!(Instant::now() < deadline, "the revocation's invalidation was never delivered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     f.store.release_gets();
     let first = fetch.await.unwrap().unwrap().unwrap();
     assert_eq!(first.status, TokenStatus::Active, "the waiting caller gets what the store said");

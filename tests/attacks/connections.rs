@@ -1,8 +1,6 @@
 //! Connection-level attacks over real sockets: idle and silent connections, partial request
 //! heads, the connection limits of both listeners, ambiguous request framing, and header counts.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -12,10 +10,10 @@ use tokengate::model::TokenKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::admin::{Admin, OPERATOR_KEY};
-use support::gate::{Gate, bearer, embedded_config, get, send};
-use support::upstream::Upstream;
-use support::{minter, new_token};
+use crate::support::admin::{Admin, OPERATOR_KEY};
+use crate::support::gate::{Gate, bearer, embedded_config, get, send};
+use crate::support::upstream::Upstream;
+use crate::support::{minter, new_token};
 
 const ROUTES: &str = "routes:\n  - path: /public\n    public: true\n";
 
