@@ -202,7 +202,9 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::IdTaken => Self::Conflict("token id already in use".into()),
             StoreError::Transition(TransitionError::RestoreDisabled) => Self::Forbidden(e.to_string()),
             StoreError::Transition(t @ TransitionError::Conflict { .. }) => Self::Conflict(t.to_string()),
-            StoreError::NotRevoked(_) | StoreError::RotateRevoked => Self::Conflict(e.to_string()),
+            StoreError::NotRevoked(_) | StoreError::RotateRevoked | StoreError::RotatedMeanwhile => {
+                Self::Conflict(e.to_string())
+            }
             StoreError::InvalidCursor => Self::bad("cursor", "invalid cursor"),
             StoreError::Unavailable(reason) => {
                 tracing::warn!(%reason, "token store unavailable");

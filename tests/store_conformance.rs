@@ -107,4 +107,5 @@ both_backends!(
     changes_publish_invalidations,
     restart_keeps_data_and_the_store_recovers,
     rotation_replaces_the_secret_with_an_optional_grace_period,
+    concurrent_rotations_have_exactly_one_winner,
 );

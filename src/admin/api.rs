@@ -426,7 +426,7 @@ impl Api {
         let (secret, digest) = self.minter.remint(&token);
         let grace_until =
             (req.grace_seconds > 0).then(|| Timestamp::now().saturating_add(Duration::from_secs(req.grace_seconds)));
-        let token = self.store.rotate(&id, &digest, grace_until, &caller.actor()).await?;
+        let token = self.store.rotate(&id, &token.digest, &digest, grace_until, &caller.actor()).await?;
         tracing::info!(token_id = %token.id, grace_seconds = req.grace_seconds, "token rotated");
         Ok(json_response(StatusCode::OK, &with_secret(token_view(&self.config, &token, Timestamp::now()), &secret)))
     }

@@ -244,11 +244,12 @@ impl TokenStore for EmbeddedStore {
     async fn rotate(
         &self,
         id: &TokenId,
+        expected: &TokenDigest,
         digest: &TokenDigest,
         grace_until: Option<Timestamp>,
         actor: &str,
     ) -> Result<Token, StoreError> {
-        let (id, digest, actor) = (*id, *digest, actor.to_string());
+        let (id, expected, digest, actor) = (*id, *expected, *digest, actor.to_string());
         self.blocking(move |s| {
             let txn = s.db.begin_write().map_err(unavailable)?;
             let token = {
@@ -256,6 +257,9 @@ impl TokenStore for EmbeddedStore {
                 let mut token = load_token(&tokens, &id)?.ok_or(StoreError::NotFound)?;
                 if token.status == TokenStatus::Revoked {
                     return Err(StoreError::RotateRevoked);
+                }
+                if !token.digest.matches(&expected) {
+                    return Err(StoreError::RotatedMeanwhile);
                 }
                 token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
                 token.digest = digest;

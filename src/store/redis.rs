@@ -49,8 +49,6 @@ use crate::token::TokenId;
 const SUBSCRIPTION_PING: Duration = Duration::from_secs(5);
 /// Largest backoff between resubscription attempts.
 const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
-/// Attempts of the optimistic rotation before giving up.
-const ROTATE_ATTEMPTS: usize = 5;
 /// Tokens per last-used script call.
 const LAST_USED_CHUNK: usize = 500;
 
@@ -336,54 +334,57 @@ impl TokenStore for RedisStore {
     async fn rotate(
         &self,
         id: &TokenId,
+        expected: &TokenDigest,
         digest: &TokenDigest,
         grace_until: Option<Timestamp>,
         actor: &str,
     ) -> Result<Token, StoreError> {
         let k = &self.inner.keys;
-        // Optimistic: read the record, write the new one only if it is unchanged.
-        for _ in 0..ROTATE_ATTEMPTS {
-            let (rec, st): (Option<String>, Option<String>) = redis::cmd("HMGET")
-                .arg(k.token(id))
-                .arg(&["rec", "st"])
-                .query_async(&mut self.conn())
-                .await
-                .map_err(unavailable)?;
-            let (Some(rec), Some(st)) = (rec, st) else { return Err(StoreError::NotFound) };
-            let mut token: Token = serde_json::from_str(&rec).map_err(corrupt)?;
-            token.status = TokenStatus::parse(&st).ok_or_else(|| corrupt(format!("status {st:?}")))?;
-            if token.status == TokenStatus::Revoked {
-                return Err(StoreError::RotateRevoked);
-            }
-            token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
-            token.digest = *digest;
-            let new_rec = serde_json::to_string(&token).expect("token serializes");
-            let event =
-                serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Rotate)).expect("event serializes");
-            let outcome: Vec<String> = self
-                .inner
-                .scripts
-                .rotate
-                .key(k.token(id))
-                .key(k.audit())
-                .arg(rec)
-                .arg(new_rec)
-                .arg(event)
-                .arg(self.inner.options.audit_limit)
-                .arg(k.channel())
-                .arg(Invalidation::Token(*id).encode())
-                .invoke_async(&mut self.conn())
-                .await
-                .map_err(unavailable)?;
-            match outcome.first().map(String::as_str) {
-                Some("ok") => return self.get(id).await?.ok_or(StoreError::NotFound),
-                Some("missing") => return Err(StoreError::NotFound),
-                Some("revoked") => return Err(StoreError::RotateRevoked),
-                Some("retry") => continue,
-                _ => return Err(corrupt(format!("rotate script answered {outcome:?}"))),
-            }
+        // Compare-and-set: the script writes the new record only if the stored one is still the
+        // one read here, and that one must hold the digest the caller read. `rec` changes only
+        // on rotation, so any change means another rotation won: no retry, a conflict.
+        let (rec, st): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(k.token(id))
+            .arg(&["rec", "st"])
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let (Some(rec), Some(st)) = (rec, st) else { return Err(StoreError::NotFound) };
+        let mut token: Token = serde_json::from_str(&rec).map_err(corrupt)?;
+        token.status = TokenStatus::parse(&st).ok_or_else(|| corrupt(format!("status {st:?}")))?;
+        if token.status == TokenStatus::Revoked {
+            return Err(StoreError::RotateRevoked);
         }
-        Err(StoreError::Unavailable("the token kept changing during rotation; try again".into()))
+        if !token.digest.matches(expected) {
+            return Err(StoreError::RotatedMeanwhile);
+        }
+        token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
+        token.digest = *digest;
+        let new_rec = serde_json::to_string(&token).expect("token serializes");
+        let event =
+            serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Rotate)).expect("event serializes");
+        let outcome: Vec<String> = self
+            .inner
+            .scripts
+            .rotate
+            .key(k.token(id))
+            .key(k.audit())
+            .arg(rec)
+            .arg(new_rec)
+            .arg(event)
+            .arg(self.inner.options.audit_limit)
+            .arg(k.channel())
+            .arg(Invalidation::Token(*id).encode())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        match outcome.first().map(String::as_str) {
+            Some("ok") => self.get(id).await?.ok_or(StoreError::NotFound),
+            Some("missing") => Err(StoreError::NotFound),
+            Some("revoked") => Err(StoreError::RotateRevoked),
+            Some("changed") => Err(StoreError::RotatedMeanwhile),
+            _ => Err(corrupt(format!("rotate script answered {outcome:?}"))),
+        }
     }
 
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {

@@ -475,7 +475,7 @@ pub async fn rotation_replaces_the_secret_with_an_optional_grace_period<B: Backe
     // With a grace period: both secrets work until it ends.
     let (new, digest) = m.remint(&token);
     let grace_until = Timestamp::now().saturating_add(Duration::from_secs(3600));
-    let rotated = store.rotate(&token.id, &digest, Some(grace_until), "op").await.unwrap();
+    let rotated = store.rotate(&token.id, &token.digest, &digest, Some(grace_until), "op").await.unwrap();
     assert_eq!((rotated.id, rotated.name.as_str(), rotated.created_at), (token.id, "rotating", token.created_at));
     assert_eq!(rotated.last_used_at, Some(Timestamp(9)), "rotation keeps last-used");
     let stored = store.get(&token.id).await.unwrap().unwrap();
@@ -486,7 +486,9 @@ pub async fn rotation_replaces_the_secret_with_an_optional_grace_period<B: Backe
 
     // Without one: the previous secret stops at once.
     let (newest, digest) = m.remint(&token);
-    store.rotate(&token.id, &digest, None, "op").await.unwrap();
+    let stale = store.rotate(&token.id, &token.digest, &digest, None, "op").await;
+    assert!(matches!(stale, Err(StoreError::RotatedMeanwhile)), "the digest read before is stale: {stale:?}");
+    store.rotate(&token.id, &rotated.digest, &digest, None, "op").await.unwrap();
     let stored = store.get(&token.id).await.unwrap().unwrap();
     assert_eq!(verdict(newest.expose(), &stored, now), Ok(()));
     assert_eq!(verdict(new.expose(), &stored, now), Err(Rejection::Mismatch));
@@ -495,7 +497,55 @@ pub async fn rotation_replaces_the_secret_with_an_optional_grace_period<B: Backe
     // Revoked or missing tokens cannot be rotated, and nothing changes.
     store.transition(&token.id, Action::Revoke, "op").await.unwrap();
     let (_, digest) = m.remint(&token);
-    assert!(matches!(store.rotate(&token.id, &digest, None, "op").await, Err(StoreError::RotateRevoked)));
-    assert!(matches!(store.rotate(&TokenId::generate(), &digest, None, "op").await, Err(StoreError::NotFound)));
+    let current = store.get(&token.id).await.unwrap().unwrap().digest;
+    assert!(matches!(store.rotate(&token.id, &current, &digest, None, "op").await, Err(StoreError::RotateRevoked)));
+    assert!(matches!(
+        store.rotate(&TokenId::generate(), &current, &digest, None, "op").await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(verdict(newest.expose(), &store.get(&token.id).await.unwrap().unwrap(), now), Err(Rejection::Revoked));
+}
+
+/// Concurrent rotations of one token, each from the same read: exactly one wins, every other
+/// one is told the token changed meanwhile (nothing is overwritten), and the winner's secret is
+/// the one that works.
+pub async fn concurrent_rotations_have_exactly_one_winner<B: Backend>() {
+    use tokengate::digest::Hasher;
+    use tokengate::token::TokenFormat;
+    use tokengate::verify::check;
+
+    let b = started::<B>().await;
+    let store = b.store();
+    let m = minter();
+    let format = TokenFormat::default();
+    let hasher = Hasher::new(None);
+    for round in 0..5 {
+        let (_, token) =
+            m.issue(store.as_ref(), &new_token(TokenKind::Personal, &format!("race {round}"), "alice")).await.unwrap();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (store, token, barrier) = (store.clone(), token.clone(), barrier.clone());
+            let (secret, digest) = m.remint(&token);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                (secret, store.rotate(&token.id, &token.digest, &digest, None, "op").await)
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                (secret, Ok(_)) => winners.push(secret),
+                (_, Err(StoreError::RotatedMeanwhile)) => {}
+                (_, Err(e)) => panic!("round {round}: a losing rotation must be a conflict, got {e:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one rotation wins");
+        let stored = store.get(&token.id).await.unwrap().unwrap();
+        let now = Timestamp::now();
+        assert_eq!(check(&hasher, &format.parse(winners[0].expose()).unwrap(), Some(&stored), now), Ok(()));
+        let rotations = store.audit(1000).await.unwrap();
+        let rotations = rotations.iter().filter(|e| e.token_id == token.id && e.action == AuditAction::Rotate);
+        assert_eq!(rotations.count(), 1, "round {round}: only the winner is audited");
+    }
 }

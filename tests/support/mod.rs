@@ -216,12 +216,13 @@ impl TokenStore for Counting {
     async fn rotate(
         &self,
         id: &TokenId,
+        expected: &tokengate::digest::TokenDigest,
         digest: &tokengate::digest::TokenDigest,
         grace_until: Option<Timestamp>,
         actor: &str,
     ) -> Result<Token, StoreError> {
         self.hit()?;
-        self.inner.rotate(id, digest, grace_until, actor).await
+        self.inner.rotate(id, expected, digest, grace_until, actor).await
     }
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
         self.hit()?;
