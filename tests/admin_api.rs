@@ -582,3 +582,99 @@ async fn token_creation_is_announced_to_webhooks_signed_and_retried() {
     assert!(metrics.contains("tokengate_webhook_deliveries_total{result=\"delivered\"} 1"), "{metrics}");
     assert!(metrics.contains("tokengate_webhook_retries_total 2"));
 }
+
+/// Rotate, activate and restore yield a working secret or put a token back to work, so they
+/// obey the rule creation obeys: the caller may only produce what they could have created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_activate_and_restore_are_limited_to_what_the_caller_could_create() {
+    let a = Admin::start("tokens:\n  allow_restore: true\n").await;
+    a.principal("alice", Some("acme"), &["viewer", "developer"]).await;
+    a.principal("carol", Some("acme"), &["viewer", "admin"]).await;
+    let token = |owner: &str, kind: &str, roles: Value, scopes: Value| json!({"name": format!("{owner} {kind}"), "expires_in_days": 30, "owner": owner, "kind": kind, "roles": roles, "scopes": scopes});
+    // Alice's account-wide developer token, and a narrower one scoped to env:dev.
+    let wide =
+        a.create(OPERATOR_KEY, token("alice", "personal", json!(["viewer", "developer"]), json!(["account"]))).await;
+    let dev = a.create(OPERATOR_KEY, token("alice", "personal", json!(["viewer"]), json!(["env:dev"]))).await;
+    // Carol administers acme but lacks `developer`; acme has a developer token.
+    let carol =
+        a.create(OPERATOR_KEY, token("carol", "personal", json!(["viewer", "admin"]), json!(["account"]))).await;
+    let org_dev = a.create(OPERATOR_KEY, token("acme", "organization", json!(["developer"]), json!(["account"]))).await;
+    let org_viewer = a.create(OPERATOR_KEY, token("acme", "organization", json!(["viewer"]), json!(["env:dev"]))).await;
+    let key = |t: &Value| t["token"].as_str().unwrap().to_string();
+    let id = |t: &Value| t["id"].as_str().unwrap().to_string();
+    let works = async |secret: &str| get(&a.gate.url("/x"), &[("authorization", &bearer(secret))]).await.status == 200;
+
+    for (caller, target, who) in [
+        (key(&dev), &wide, "env:dev token on its owner's account-wide token"),
+        (key(&carol), &org_dev, "org admin without developer on a developer org token"),
+    ] {
+        let tid = id(target);
+        // Rotation: refused, nothing changes, the old secret keeps working.
+        let before = a.snapshot().await;
+        let r = a.call(Method::POST, &format!("/v1/tokens/{tid}/rotate"), &caller, None).await;
+        assert_eq!((r.status.as_u16(), error_code(&r).as_str()), (403, "forbidden"), "rotate, {who}: {:?}", r.json());
+        assert!(!String::from_utf8_lossy(&r.body).contains("tg"), "no secret in a refusal");
+        assert_eq!(a.snapshot().await, before, "rotate, {who}: nothing changed");
+        assert!(works(&key(target)).await, "rotate, {who}: the old secret still works");
+
+        // Activation: the caller may suspend (take access away) but not bring it back.
+        assert_eq!(
+            a.call(Method::POST, &format!("/v1/tokens/{tid}/suspend"), &caller, None).await.status,
+            200,
+            "{who}"
+        );
+        let before = a.snapshot().await;
+        let r = a.call(Method::POST, &format!("/v1/tokens/{tid}/activate"), &caller, None).await;
+        assert_eq!(r.status, 403, "activate, {who}: {:?}", r.json());
+        assert_eq!(a.snapshot().await, before, "activate, {who}: nothing changed");
+        assert!(!works(&key(target)).await, "activate, {who}: still suspended");
+
+        // Restore: revoke may be done, restore may not.
+        assert_eq!(a.call(Method::POST, &format!("/v1/tokens/{tid}/revoke"), &caller, None).await.status, 200, "{who}");
+        let before = a.snapshot().await;
+        let r = a.call(Method::POST, &format!("/v1/tokens/{tid}/restore"), &caller, None).await;
+        assert_eq!(r.status, 403, "restore, {who}: {:?}", r.json());
+        assert_eq!(a.snapshot().await, before, "restore, {who}: nothing changed");
+
+        // The operator key may do all three.
+        let r = a.op(Method::POST, &format!("/v1/tokens/{tid}/restore"), None).await;
+        assert_eq!((r.status.as_u16(), r.json()["status"].as_str()), (200, Some("active")), "operator restore");
+        a.op(Method::POST, &format!("/v1/tokens/{tid}/suspend"), None).await;
+        assert_eq!(
+            a.op(Method::POST, &format!("/v1/tokens/{tid}/activate"), None).await.status,
+            200,
+            "operator activate"
+        );
+        let r = a.op(Method::POST, &format!("/v1/tokens/{tid}/rotate"), None).await;
+        assert_eq!(r.status, 200, "operator rotate");
+        assert!(works(r.json()["token"].as_str().unwrap()).await);
+    }
+
+    // Creation follows the same rule for the org admin.
+    let r = a
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            &key(&carol),
+            Some(json!({"name": "x", "expires_in_days": 30, "kind": "organization", "roles": ["developer"]})),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.json());
+
+    // Within their rights, people and org admins rotate, activate and restore.
+    for (caller, target) in [(key(&dev), &dev), (key(&carol), &org_viewer)] {
+        let tid = id(target);
+        let r = a.call(Method::POST, &format!("/v1/tokens/{tid}/rotate"), &caller, None).await;
+        assert_eq!(r.status, 200, "{:?}", r.json());
+        let rotated = r.json()["token"].as_str().unwrap().to_string();
+        assert!(works(&rotated).await);
+        if tid == id(&dev) {
+            continue; // the caller's own token: rotating it without grace ended the secret used here
+        }
+        for (action, status) in [("suspend", 200), ("activate", 200), ("revoke", 200), ("restore", 200)] {
+            let r = a.call(Method::POST, &format!("/v1/tokens/{tid}/{action}"), &caller, None).await;
+            assert_eq!(r.status.as_u16(), status, "{action}: {:?}", r.json());
+        }
+        assert!(works(&rotated).await);
+    }
+}

@@ -213,7 +213,10 @@ impl Api {
                     _ => return Err(ApiError::NotFound("no such endpoint".into())),
                 };
                 read_json::<Empty>(headers, body, max).await?;
-                self.visible(caller, id).await?;
+                let token = self.visible(caller, id).await?;
+                if matches!(action, Action::Activate | Action::Restore) {
+                    caller.may_reissue(action.as_str(), &token)?;
+                }
                 let token = self.store.transition(&id, action, &caller.actor()).await?;
                 Ok(json_response(StatusCode::OK, &token_view(&self.config, &token, Timestamp::now())))
             }
@@ -354,38 +357,20 @@ impl Api {
         }
         let scopes = dedup(scopes);
 
-        let owner = match (caller, kind) {
-            (Caller::Operator, _) => {
-                req.owner.ok_or_else(|| ApiError::bad("owner", "required when an operator key creates a token"))?
+        let owner = match (req.owner, caller) {
+            (Some(owner), _) => owner,
+            (None, Caller::Operator) => {
+                return Err(ApiError::bad("owner", "required when an operator key creates a token"));
             }
-            (Caller::Person { principal, .. }, TokenKind::Personal) => match req.owner {
-                Some(o) if o != principal.id => {
-                    return Err(ApiError::Forbidden("you can only create tokens for yourself".into()));
-                }
-                _ => principal.id.clone(),
+            (None, Caller::Person { principal, .. }) => match kind {
+                TokenKind::Personal => principal.id.clone(),
+                TokenKind::Organization => caller
+                    .admin_of()
+                    .ok_or_else(|| ApiError::Forbidden("only an organization's admins can create its tokens".into()))?
+                    .to_string(),
             },
-            (Caller::Person { .. }, TokenKind::Organization) => {
-                let Some(org) = caller.admin_of() else {
-                    return Err(ApiError::Forbidden("only an organization's admins can create its tokens".into()));
-                };
-                match req.owner {
-                    Some(o) if o != org => {
-                        return Err(ApiError::Forbidden("you can only create tokens for your own organization".into()));
-                    }
-                    _ => org.to_string(),
-                }
-            }
         };
-        if let Caller::Person { roles: own, scopes: own_scopes, .. } = caller {
-            if let Some(r) = roles.iter().find(|r| !own.contains(r)) {
-                return Err(ApiError::Forbidden(format!("you cannot grant the role {r:?}, which you do not hold")));
-            }
-            if let Some(s) = scopes.iter().find(|s| !own_scopes.iter().any(|have| have.covers(s))) {
-                return Err(ApiError::Forbidden(format!(
-                    "you cannot grant the scope {s}, which your token does not cover"
-                )));
-            }
-        }
+        caller.may_produce("create", kind, &owner, &roles, &scopes)?;
         if kind == TokenKind::Personal && self.store.get_principal(&owner).await?.is_none() {
             return Err(ApiError::bad(
                 "owner",
@@ -423,6 +408,7 @@ impl Api {
             return Err(ApiError::bad("grace_seconds", format!("at most {MAX_GRACE_SECONDS} (30 days)")));
         }
         let token = self.visible(caller, id).await?;
+        caller.may_reissue("rotate", &token)?;
         let (secret, digest) = self.minter.remint(&token);
         let grace_until =
             (req.grace_seconds > 0).then(|| Timestamp::now().saturating_add(Duration::from_secs(req.grace_seconds)));
