@@ -678,3 +678,42 @@ async fn rotate_activate_and_restore_are_limited_to_what_the_caller_could_create
         assert!(works(&rotated).await);
     }
 }
+
+/// Deleting a principal revokes their personal tokens for good: re-creating the id (a reused
+/// e-mail, delete-and-re-add) brings none back. Their organization's tokens keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_principal_revokes_their_tokens_and_re_adding_the_id_brings_none_back() {
+    let a = Admin::start("").await;
+    a.principal("dave@example.com", Some("acme"), &["viewer", "admin"]).await;
+    let personal = a
+        .create(
+            OPERATOR_KEY,
+            json!({"name": "laptop", "expires_in_days": 30, "owner": "dave@example.com", "roles": ["viewer", "admin"]}),
+        )
+        .await;
+    let secret = personal["token"].as_str().unwrap().to_string();
+    let org = a
+        .create(&secret, json!({"name": "acme ci", "expires_in_days": 30, "kind": "organization", "roles": ["viewer"]}))
+        .await;
+    let org_secret = org["token"].as_str().unwrap().to_string();
+    let status = async |s: &str| get(&a.gate.url("/x"), &[("authorization", &bearer(s))]).await.status.as_u16();
+    assert_eq!((status(&secret).await, status(&org_secret).await), (200, 200));
+
+    assert_eq!(a.op(Method::DELETE, "/v1/principals/dave@example.com", None).await.status, 204);
+    assert_eq!(status(&secret).await, 401);
+    let id = personal["id"].as_str().unwrap();
+    let shown = a.op(Method::GET, &format!("/v1/tokens/{id}"), None).await.json();
+    assert_eq!(shown["status"], "revoked", "the record says so too");
+    let audit = a.op(Method::GET, "/v1/audit?limit=1", None).await.json();
+    let event = &audit["events"][0];
+    assert_eq!(
+        (event["action"].as_str(), event["token_id"].as_str(), event["actor"].as_str()),
+        (Some("revoke"), Some(id), Some("operator"))
+    );
+
+    // The id comes back (same roles): the old token stays refused through the proxy.
+    a.principal("dave@example.com", Some("acme"), &["viewer", "admin"]).await;
+    assert_eq!(status(&secret).await, 401, "re-creating the principal must not revive their old token");
+    assert_eq!(a.call(Method::GET, "/v1/session", &secret, None).await.status, 401);
+    assert_eq!(status(&org_secret).await, 200, "the organization's token outlives its creator");
+}

@@ -388,6 +388,12 @@ impl Api {
             scopes,
         };
         let (secret, token) = self.minter.issue(self.store.as_ref(), &request).await?;
+        if kind == TokenKind::Personal && self.store.get_principal(&token.owner).await?.is_none() {
+            // The owner was deleted between the check above and the creation, after their
+            // deletion had revoked their tokens: this one must not wait for the id to come back.
+            self.store.transition(&token.id, Action::Revoke, &caller.actor()).await?;
+            return Err(ApiError::bad("owner", format!("the principal {:?} was deleted meanwhile", token.owner)));
+        }
         tracing::info!(token_id = %token.id, owner = %token.owner, actor = %token.created_by, "token created");
         let now = Timestamp::now();
         self.notifier.token_created(TokenCreated {
@@ -461,7 +467,7 @@ impl Api {
             }
             _ => {
                 read_json::<Empty>(headers, body, self.config.admin.max_body_bytes).await?;
-                if self.store.delete_principal(id).await? {
+                if self.store.delete_principal(id, &caller.actor()).await? {
                     Ok(Response::builder()
                         .status(StatusCode::NO_CONTENT)
                         .body(Full::new(Bytes::new()))

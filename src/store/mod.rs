@@ -210,8 +210,11 @@ pub trait TokenStore: Send + Sync + 'static {
 
     async fn get_principal(&self, id: &str) -> Result<Option<Principal>, StoreError>;
 
-    /// Deletes a principal; their personal tokens stop granting access. Returns whether it existed.
-    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError>;
+    /// Deletes a principal and, in the same atomic step, revokes every personal token they own
+    /// that is not revoked yet (one audit event and one invalidation each, by `actor`), so
+    /// re-creating the id later brings none of them back. Organization tokens they created are
+    /// untouched. Returns whether the principal existed; when it did not, nothing changes.
+    async fn delete_principal(&self, id: &str, actor: &str) -> Result<bool, StoreError>;
 
     /// The newest `limit` audit events, newest first.
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;

@@ -17,8 +17,9 @@
 //! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
 //!
 //! `st`, `lu` and `lf` take precedence over the same fields inside `rec`. Creation, transitions,
-//! rotation and deletion are Lua scripts (`src/store/lua/`) that check, write, append the audit event and
-//! publish the invalidation in one atomic step.
+//! rotation, deletion and principal deletion (which revokes the principal's personal tokens,
+//! walking `own:<id>`) are Lua scripts (`src/store/lua/`) that check, write, append the audit
+//! events and publish the invalidations in one atomic step.
 //!
 //! The command connection is a [`ConnectionManager`] created lazily, so tokengate starts while
 //! Redis is down and reconnects by itself. The invalidation subscription runs on its own
@@ -74,6 +75,7 @@ struct Scripts {
     delete: Script,
     rotate: Script,
     last_used: Script,
+    delete_principal: Script,
 }
 
 /// Key names for one prefix.
@@ -83,7 +85,12 @@ struct Keys {
 
 impl Keys {
     fn token(&self, id: &TokenId) -> String {
-        format!("{}:tok:{id}", self.tag)
+        format!("{}{id}", self.token_prefix())
+    }
+    /// What every token hash key starts with (the principal deletion script derives token keys
+    /// from the owner index with it; they carry the same hash tag, so the same slot).
+    fn token_prefix(&self) -> String {
+        format!("{}:tok:", self.tag)
     }
     fn index(&self) -> String {
         format!("{}:idx", self.tag)
@@ -143,6 +150,7 @@ impl RedisStore {
             delete: Script::new(include_str!("lua/delete.lua")),
             rotate: Script::new(include_str!("lua/rotate.lua")),
             last_used: Script::new(include_str!("lua/last_used.lua")),
+            delete_principal: Script::new(include_str!("lua/delete_principal.lua")),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -183,14 +191,16 @@ impl RedisStore {
     }
 
     /// The audit event JSON for `action` on `id`, without its closing brace, token name and owner
-    /// (the transition script appends those from the stored record).
-    fn event_head(id: &TokenId, actor: &str, action: AuditAction) -> String {
+    /// (the scripts append those from the stored record) and, when `id` is `None`, without the
+    /// token id (the principal deletion script appends it per token).
+    fn event_head(id: Option<&TokenId>, actor: &str, action: AuditAction) -> String {
         #[derive(serde::Serialize)]
         struct Head<'a> {
             at: Timestamp,
             actor: &'a str,
             action: AuditAction,
-            token_id: &'a TokenId,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            token_id: Option<&'a TokenId>,
         }
         let mut json = serde_json::to_string(&Head { at: Timestamp::now(), actor, action, token_id: id })
             .expect("audit head serializes");
@@ -313,7 +323,7 @@ impl TokenStore for RedisStore {
             .key(k.audit())
             .arg(action.target().as_str())
             .arg(sources)
-            .arg(Self::event_head(id, actor, action.into()))
+            .arg(Self::event_head(Some(id), actor, action.into()))
             .arg(self.inner.options.audit_limit)
             .arg(k.channel())
             .arg(Invalidation::Token(*id).encode())
@@ -449,13 +459,21 @@ impl TokenStore for RedisStore {
         json.map(|j| serde_json::from_str(&j).map_err(corrupt)).transpose()
     }
 
-    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
-        let (deleted,): (i64,) = redis::pipe()
-            .atomic()
-            .del(self.inner.keys.principal(id))
-            .publish(self.inner.keys.channel(), Invalidation::Principal(id.to_string()).encode())
-            .ignore()
-            .query_async(&mut self.conn())
+    async fn delete_principal(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
+        let k = &self.inner.keys;
+        let deleted: i64 = self
+            .inner
+            .scripts
+            .delete_principal
+            .key(k.principal(id))
+            .key(k.owner_index(id))
+            .key(k.audit())
+            .arg(id)
+            .arg(k.token_prefix())
+            .arg(Self::event_head(None, actor, AuditAction::Revoke))
+            .arg(self.inner.options.audit_limit)
+            .arg(k.channel())
+            .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
         Ok(deleted == 1)

@@ -340,9 +340,15 @@ pub async fn last_used_only_moves_forward<B: Backend>() {
     assert_eq!((got.status, got.last_used_at), (TokenStatus::Suspended, Some(Timestamp(8_000))));
 }
 
-pub async fn principal_deletion_stops_personal_tokens_only<B: Backend>() {
+pub async fn principal_deletion_revokes_personal_tokens_only<B: Backend>() {
     let b = started::<B>().await;
     let store = b.store();
+    for _ in 0..200 {
+        if store.invalidations_connected() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let alice = Principal {
         id: "alice".into(),
         display_name: "Alice".into(),
@@ -371,15 +377,48 @@ pub async fn principal_deletion_stops_personal_tokens_only<B: Backend>() {
     let owner = store.get_principal("alice").await.unwrap();
     assert_eq!(personal.effective_roles(owner.as_ref()), Some(vec!["viewer"]));
 
-    assert!(store.delete_principal("alice").await.unwrap());
-    assert!(!store.delete_principal("alice").await.unwrap(), "second delete reports absence");
+    // A second personal token already revoked, and a principal whose id is also an
+    // organization's id (its organization tokens are not theirs).
+    let (_, old) = m.issue(store.as_ref(), &new_token(TokenKind::Personal, "old", "alice")).await.unwrap();
+    store.transition(&old.id, Action::Revoke, ACTOR).await.unwrap();
+    let acme = Principal { id: "acme".into(), display_name: "Acme".into(), org: None, roles: vec![] };
+    store.put_principal(&acme).await.unwrap();
+    let mut rx = store.invalidations();
+    let events_before = store.audit(1000).await.unwrap().len();
+
+    assert!(store.delete_principal("alice", "operator").await.unwrap());
+    assert!(!store.delete_principal("alice", "operator").await.unwrap(), "second delete reports absence");
+    assert!(store.delete_principal("acme", "operator").await.unwrap());
     let owner = store.get_principal("alice").await.unwrap();
     assert_eq!(owner, None);
-    let personal = store.get(&personal.id).await.unwrap().unwrap();
-    assert_eq!(personal.effective_roles(owner.as_ref()), None, "personal token grants nothing");
+    let revoked = store.get(&personal.id).await.unwrap().unwrap();
+    assert_eq!(revoked.status, TokenStatus::Revoked, "deleting the owner revokes their personal tokens");
+    assert_eq!(revoked.effective_roles(owner.as_ref()), None, "personal token grants nothing");
     let org = store.get(&org.id).await.unwrap().unwrap();
-    assert_eq!(org.status, TokenStatus::Active);
+    assert_eq!(org.status, TokenStatus::Active, "the organization token they created is not theirs");
     assert_eq!(org.effective_roles(None), Some(vec!["developer"]), "organization token keeps working");
+
+    // Exactly one audit event: the revocation of the one token that was still working.
+    let events = store.audit(1000).await.unwrap();
+    assert_eq!(events.len() - events_before, 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!((e.action, e.token_id, e.actor.as_str()), (AuditAction::Revoke, personal.id, "operator"));
+    assert_eq!((e.token_name.as_str(), e.owner.as_str()), ("mine", "alice"));
+    let mut seen = Vec::new();
+    while let Ok(Ok(inv)) = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+        if inv != Invalidation::All {
+            seen.push(inv);
+        }
+        if seen.contains(&Invalidation::Principal("acme".into())) {
+            break;
+        }
+    }
+    assert!(seen.contains(&Invalidation::Token(personal.id)), "{seen:?}");
+    assert!(seen.contains(&Invalidation::Principal("alice".into())), "{seen:?}");
+
+    // Re-creating the id (a reused e-mail) brings none of the old tokens back.
+    store.put_principal(&alice).await.unwrap();
+    assert_eq!(store.get(&personal.id).await.unwrap().unwrap().status, TokenStatus::Revoked);
 }
 
 pub async fn audit_is_newest_first_and_capped<B: Backend>() {
@@ -418,7 +457,7 @@ pub async fn changes_publish_invalidations<B: Backend>() {
     store.delete(&t.id, ACTOR).await.unwrap();
     let p = Principal { id: "bob".into(), display_name: "Bob".into(), org: None, roles: vec![] };
     store.put_principal(&p).await.unwrap();
-    store.delete_principal("bob").await.unwrap();
+    store.delete_principal("bob", ACTOR).await.unwrap();
 
     let mut seen = Vec::new();
     while seen.len() < 5 {

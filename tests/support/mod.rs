@@ -240,9 +240,9 @@ impl TokenStore for Counting {
         self.hit()?;
         self.inner.get_principal(id).await
     }
-    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_principal(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
         self.hit()?;
-        self.inner.delete_principal(id).await
+        self.inner.delete_principal(id, actor).await
     }
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
         self.hit()?;
