@@ -124,6 +124,11 @@ pub enum ApiError {
     Unauthorized,
     Forbidden(String),
     NotFound(String),
+    /// A well-formed request field names something that does not exist (e.g. a token's owner).
+    Missing {
+        field: String,
+        message: String,
+    },
     /// The value of the `Allow` header.
     MethodNotAllowed(&'static str),
     Conflict(String),
@@ -143,7 +148,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::Missing { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -159,6 +164,7 @@ impl ApiError {
             Self::Unauthorized => ("unauthorized", "an admin key or a personal token is required".into(), None),
             Self::Forbidden(m) => ("forbidden", m.clone(), None),
             Self::NotFound(m) => ("not_found", m.clone(), None),
+            Self::Missing { field, message } => ("not_found", message.clone(), Some(field.clone())),
             Self::MethodNotAllowed(allow) => ("method_not_allowed", format!("allowed methods: {allow}"), None),
             Self::Conflict(m) => ("conflict", m.clone(), None),
             Self::PayloadTooLarge(max) => ("payload_too_large", format!("the request body is over {max} bytes"), None),

@@ -164,13 +164,20 @@ async fn every_error_row_changes_nothing() {
             "bad_request",
             Some("scopes[1]"),
         ),
+        (create_with(br#"{"name":"x","expires_in_days":30,"owner":"nobody"}"#).await, 404, "not_found", Some("owner")),
+        (create_with(br#"{"name":"x","expires_in_days":30}"#).await, 403, "forbidden", None),
         (
-            create_with(br#"{"name":"x","expires_in_days":30,"owner":"nobody"}"#).await,
+            create_with(br#"{"name":"x","expires_in_days":30,"owner":"alice","scopes":null}"#).await,
             400,
             "bad_request",
-            Some("owner"),
+            Some("scopes"),
         ),
-        (create_with(br#"{"name":"x","expires_in_days":30}"#).await, 400, "bad_request", Some("owner")),
+        (
+            create_with(br#"{"name":"x","expires_in_days":30.5,"owner":"alice"}"#).await,
+            400,
+            "bad_request",
+            Some("expires_in_days"),
+        ),
         (create_with(br#"{"name":"x","expires_in_days":30,"owner":"a b"}"#).await, 400, "bad_request", Some("owner")),
         (
             create_with(br#"{"name":"x","expires_in_days":30,"owner":"alice","kind":"team"}"#).await,

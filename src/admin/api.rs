@@ -105,6 +105,34 @@ impl Query {
     }
 }
 
+/// The methods a `/v1` path serves (the `Allow` header), or `None` for no such endpoint.
+fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    Some(match segments {
+        ["session"] | ["audit"] => "GET",
+        ["tokens"] => "GET, POST",
+        ["tokens", _] => "GET, DELETE",
+        ["tokens", _, "suspend" | "activate" | "revoke" | "restore" | "rotate"] => "POST",
+        ["principals", _] => "GET, PUT, DELETE",
+        _ => return None,
+    })
+}
+
+/// A whole number from JSON, also when written with a zero fraction (`30.0`), as JSON Schema's
+/// `integer` allows; anything else (fractions, negatives, out of range) is refused.
+fn whole_number<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n
+        .as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f)).map(|f| f as u64));
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number in range, got {n}")))
+}
+
 /// Reads a JSON body: at most `max` bytes, `Content-Type: application/json`, no unknown
 /// fields; an empty body reads as `{}` when `T` allows it, unless it comes with another
 /// `Content-Type` (415, as for a non-empty one).
@@ -207,11 +235,22 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
 #[serde(deny_unknown_fields)]
 struct CreateToken {
     name: String,
+    #[serde(deserialize_with = "whole_number")]
     expires_in_days: u32,
+    #[serde(default, deserialize_with = "not_null")]
     kind: Option<TokenKind>,
+    #[serde(default, deserialize_with = "not_null")]
     owner: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     roles: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     scopes: Option<Vec<String>>,
+}
+
+/// An optional field that may be left out but not sent as `null` (the document gives each a
+/// type that excludes null).
+fn not_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, Default)]
@@ -221,7 +260,7 @@ struct Empty {}
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     grace_seconds: u64,
 }
 
@@ -245,16 +284,19 @@ impl Api {
         body: Incoming,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         let max = self.config.admin.max_body_bytes;
+        // The path and method decide the operation first (404, 405), then its input is checked.
+        let allow = allowed_methods(segments).ok_or_else(|| ApiError::NotFound("no such endpoint".into()))?;
+        if !allow.split(", ").any(|m| m == method.as_str()) {
+            return Err(ApiError::MethodNotAllowed(allow));
+        }
         let query = match (segments, method) {
             (["tokens"] | ["audit"], &Method::GET) => query,
             _ => query.finish().map(|()| Query::default())?,
         };
         match (segments, method) {
             (["session"], &Method::GET) => Ok(self.session(caller)),
-            (["session"], _) => Err(ApiError::MethodNotAllowed("GET")),
             (["tokens"], &Method::GET) => self.list(caller, query).await,
             (["tokens"], &Method::POST) => self.create(caller, read_json(headers, body, max).await?).await,
-            (["tokens"], _) => Err(ApiError::MethodNotAllowed("GET, POST")),
             (["tokens", id], &Method::GET) => {
                 let token = self.visible(caller, parse_id(id)?).await?;
                 Ok(json_response(StatusCode::OK, &token_view(&self.config, &token, Timestamp::now())))
@@ -269,7 +311,6 @@ impl Api {
                     .body(Full::new(Bytes::new()))
                     .expect("valid response"))
             }
-            (["tokens", _], _) => Err(ApiError::MethodNotAllowed("GET, DELETE")),
             (["tokens", id, action], &Method::POST) => {
                 let id = parse_id(id)?;
                 let action = match *action {
@@ -288,10 +329,7 @@ impl Api {
                 let token = self.store.transition(&id, action, &caller.actor()).await?;
                 Ok(json_response(StatusCode::OK, &token_view(&self.config, &token, Timestamp::now())))
             }
-            (["tokens", _, "suspend" | "activate" | "revoke" | "restore" | "rotate"], _) => {
-                Err(ApiError::MethodNotAllowed("POST"))
-            }
-            (["principals", id], m) if [Method::GET, Method::PUT, Method::DELETE].contains(m) => {
+            (["principals", id], m) => {
                 if !valid_subject_id(id) {
                     return Err(ApiError::bad(
                         "id",
@@ -300,9 +338,7 @@ impl Api {
                 }
                 self.principal(caller, m, id, headers, body).await
             }
-            (["principals", _], _) => Err(ApiError::MethodNotAllowed("GET, PUT, DELETE")),
-            (["audit"], &Method::GET) => self.audit(caller, query).await,
-            (["audit"], _) => Err(ApiError::MethodNotAllowed("GET")),
+            (["audit"], _) => self.audit(caller, query).await,
             _ => Err(ApiError::NotFound("no such endpoint".into())),
         }
     }
@@ -427,8 +463,11 @@ impl Api {
 
         let owner = match (req.owner, caller) {
             (Some(owner), _) => owner,
+            // Left out, the owner is the caller; an operator key is nobody and owns no tokens.
             (None, Caller::Operator) => {
-                return Err(ApiError::bad("owner", "required when an operator key creates a token"));
+                return Err(ApiError::Forbidden(
+                    "an operator key owns no tokens: name the owner (a principal or an organization)".into(),
+                ));
             }
             (None, Caller::Person { principal, .. }) => match kind {
                 TokenKind::Personal => principal.id.clone(),
@@ -440,10 +479,10 @@ impl Api {
         };
         caller.may_produce("create", kind, &owner, &roles, &scopes)?;
         if kind == TokenKind::Personal && self.store.get_principal(&owner).await?.is_none() {
-            return Err(ApiError::bad(
-                "owner",
-                format!("no principal {owner:?}: create it first (PUT /v1/principals/{owner})"),
-            ));
+            return Err(ApiError::Missing {
+                field: "owner".into(),
+                message: format!("no principal {owner:?}: create it first (PUT /v1/principals/{owner})"),
+            });
         }
 
         let request = NewToken {
