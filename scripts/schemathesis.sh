@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv="${SCHEMATHESIS_VENV:-target/schemathesis-venv}"
+venv="${SCHEMATHESIS_VENV:-$PWD/target/schemathesis-venv}"
 if [ ! -x "$venv/bin/schemathesis" ]; then
   echo "installing schemathesis into $venv..." >&2
   python3 -m venv "$venv"
@@ -64,7 +64,9 @@ curl -fsS -X PUT "$base/v1/principals/alice" -H "Authorization: Bearer $key" \
   -d '{"display_name": "Alice", "org": "acme", "roles": ["viewer", "developer", "admin"]}' >/dev/null
 
 status=0
-"$venv/bin/schemathesis" run docs/openapi.yaml \
+root="$PWD"
+# From the temporary directory, so schemathesis' own cache (.schemathesis/) stays out of the tree.
+(cd "$work" && "$venv/bin/schemathesis" run "$root/docs/openapi.yaml" \
   --url "$base" \
   --header "Authorization: Bearer $key" \
   --checks all \
@@ -74,9 +76,9 @@ status=0
   --seed "${SCHEMATHESIS_SEED:-1}" \
   --workers 1 \
   --request-timeout 10 \
-  --report-dir "target/schemathesis-report" \
-  --generation-database "target/schemathesis-db" \
-  "$@" || status=$?
+  --report-dir "$root/target/schemathesis-report" \
+  --generation-database "$root/target/schemathesis-db" \
+  "$@") || status=$?
 if grep -q "panicked" "$work/tokengate.log"; then
   echo "tokengate panicked during the run:" >&2
   grep -A5 "panicked" "$work/tokengate.log" >&2
