@@ -739,8 +739,10 @@ async fn hostile_inputs_are_refused_naming_the_field_and_change_nothing() {
     let json_ct = ("content-type", "application/json");
     let create = |name: &str| json!({"name": name, "expires_in_days": 30, "owner": "alice"}).to_string();
     let put_principal = |name: &str| json!({"display_name": name, "roles": []}).to_string();
+    /// Method, path, Content-Type, body; expected status, error code, error field.
+    type Case<'a> = (Method, String, Option<(&'a str, &'a str)>, String, u16, &'a str, Option<&'a str>);
     #[rustfmt::skip]
-    let cases: Vec<(Method, String, Option<(&str, &str)>, String, u16, &str, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (Method::POST, "/v1/tokens".into(), Some(json_ct), create("invoice-\u{202E}gpj.exe"), 400, "bad_request", Some("name")),
         (Method::POST, "/v1/tokens".into(), Some(json_ct), create("zero\u{200B}width"), 400, "bad_request", Some("name")),
         (Method::POST, "/v1/tokens".into(), Some(json_ct), create("bom\u{FEFF}"), 400, "bad_request", Some("name")),
