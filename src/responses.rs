@@ -240,6 +240,10 @@ mod tests {
         (status, www, retry, serde_json::from_slice(&body).unwrap())
     }
 
+    fn lost_text() -> String {
+        crate::store::StoreError::RotatedMeanwhile.to_string()
+    }
+
     #[tokio::test]
     async fn each_failure_is_pinned() {
         let (s, www, retry, body) = parts(Failure::MissingCredentials).await;
@@ -273,6 +277,16 @@ mod tests {
         assert_eq!(body["error"]["field"], "name");
         assert_eq!(ApiError::Unavailable.response().headers()[RETRY_AFTER], "2");
         assert_eq!(ApiError::MethodNotAllowed("GET, POST").response().headers()[http::header::ALLOW], "GET, POST");
+        let lost = ApiError::from(crate::store::StoreError::RotatedMeanwhile);
+        assert_eq!((lost.status().as_u16(), &lost), (409, &ApiError::Conflict(lost_text())));
+        let missing = ApiError::Missing { field: "owner".into(), message: "no principal".into() }.response();
+        assert_eq!(missing.status(), 404);
+        let body: serde_json::Value =
+            serde_json::from_slice(&missing.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(
+            (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+            (Some("not_found"), Some("owner"))
+        );
         let (s, www, _, body) = parts(Failure::HeadersTooLarge).await;
         assert_eq!((s.as_u16(), www, body["error"].as_str()), (431, None, Some("headers_too_large")));
     }
