@@ -4,6 +4,11 @@
 //! code 1. `create` and `rotate` print the secret once, clearly marked, with a ready
 //! `Authorization: Bearer ...` line. `revoke` and `delete` ask for the token's name unless
 //! `--yes`.
+//!
+//! When whoever reads the output goes away early (`tokengate token list --json | head -1`), the
+//! command stops quietly with exit code 141, the conventional 128 + SIGPIPE that shells report
+//! for tools killed by a closed pipe: no panic, no message, and no success claimed for output
+//! (perhaps a secret) that nobody received.
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, SystemTime};
@@ -17,14 +22,42 @@ use serde_json::{Value, json};
 
 use crate::cli::{TokenArgs, TokenCommand};
 
-/// A failure to show the user: one line, exit code 1.
+/// Why a command did not complete.
 #[derive(Debug)]
-pub struct CliError(pub String);
+pub enum CliError {
+    /// A failure to show the user: one line, exit code 1.
+    Failed(String),
+    /// Standard output was closed by its reader: exit quietly with [`CliError::BROKEN_PIPE_EXIT`].
+    BrokenPipe,
+}
+
+impl CliError {
+    /// 128 + SIGPIPE, what a shell reports for a command ended by a closed pipe.
+    pub const BROKEN_PIPE_EXIT: u8 = 141;
+
+    fn output(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Self::BrokenPipe,
+            _ => Self::Failed(format!("writing the output: {e}")),
+        }
+    }
+}
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::Failed(message) => f.write_str(message),
+            Self::BrokenPipe => f.write_str("the output was closed by its reader"),
+        }
     }
+}
+
+/// `println!` that reports a closed or failing standard output as a [`CliError`] instead of
+/// panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(CliError::output)?
+    };
 }
 
 type HttpClient = Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
@@ -38,7 +71,7 @@ struct AdminClient {
 impl AdminClient {
     fn new(args: &TokenArgs) -> Result<Self, CliError> {
         let credential = args.admin_key.clone().or_else(|| args.token.clone()).ok_or_else(|| {
-            CliError(
+            CliError::Failed(
                 "no credential: set TOKENGATE_ADMIN_KEY (operators) or TOKENGATE_TOKEN (your personal token)".into(),
             )
         })?;
@@ -60,21 +93,25 @@ impl AdminClient {
             req = req.header(http::header::CONTENT_TYPE, "application/json");
         }
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let req = req.body(Full::new(body)).map_err(|e| CliError(format!("invalid admin URL {url}: {e}")))?;
+        let req = req.body(Full::new(body)).map_err(|e| CliError::Failed(format!("invalid admin URL {url}: {e}")))?;
         let resp = self
             .http
             .request(req)
             .await
-            .map_err(|e| CliError(format!("cannot reach the admin API at {}: {e}", self.base)))?;
+            .map_err(|e| CliError::Failed(format!("cannot reach the admin API at {}: {e}", self.base)))?;
         let status = resp.status();
-        let bytes =
-            resp.into_body().collect().await.map_err(|e| CliError(format!("reading the response: {e}")))?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CliError::Failed(format!("reading the response: {e}")))?
+            .to_bytes();
         let value: Value =
             if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
         if status.is_success() {
             return Ok(value);
         }
-        Err(CliError(describe_error(status, &value)))
+        Err(CliError::Failed(describe_error(status, &value)))
     }
 }
 
@@ -139,17 +176,18 @@ fn describe(token: &Value) -> String {
     format!("\"{}\" ({})", token["name"].as_str().unwrap_or_default(), token["display"].as_str().unwrap_or_default())
 }
 
-fn print_secret(token: &Value, heading: &str) {
+fn print_secret(token: &Value, heading: &str) -> Result<(), CliError> {
     let secret = token["token"].as_str().unwrap_or_default();
-    println!("{heading}");
-    println!();
-    println!("This is the only time the token is shown. Copy it now:");
-    println!();
-    println!("    {secret}");
-    println!();
-    println!("Send it as:");
-    println!();
-    println!("    Authorization: {}", token["authorization_header"].as_str().unwrap_or_default());
+    out!("{heading}");
+    out!();
+    out!("This is the only time the token is shown. Copy it now:");
+    out!();
+    out!("    {secret}");
+    out!();
+    out!("Send it as:");
+    out!();
+    out!("    Authorization: {}", token["authorization_header"].as_str().unwrap_or_default());
+    Ok(())
 }
 
 /// Asks the person to type the token's name; `Ok(())` when it matches.
@@ -158,8 +196,15 @@ fn confirm(token: &Value, verb: &str) -> Result<(), CliError> {
     eprint!("Type the token's name ({name}) to confirm that you want to {verb} it: ");
     let _ = std::io::stderr().flush();
     let mut typed = String::new();
-    std::io::stdin().lock().read_line(&mut typed).map_err(|e| CliError(format!("reading the confirmation: {e}")))?;
-    if typed.trim() == name { Ok(()) } else { Err(CliError(format!("the name did not match; nothing was {verb}d"))) }
+    std::io::stdin()
+        .lock()
+        .read_line(&mut typed)
+        .map_err(|e| CliError::Failed(format!("reading the confirmation: {e}")))?;
+    if typed.trim() == name {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!("the name did not match; nothing was {verb}d")))
+    }
 }
 
 fn encode(v: &str) -> String {
@@ -172,12 +217,12 @@ pub async fn healthcheck(url: &str, timeout: Duration) -> Result<(), CliError> {
         .build(crate::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new()));
     let req = http::Request::get(url)
         .body(Full::new(Bytes::new()))
-        .map_err(|e| CliError(format!("invalid URL {url}: {e}")))?;
+        .map_err(|e| CliError::Failed(format!("invalid URL {url}: {e}")))?;
     match tokio::time::timeout(timeout, http.request(req)).await {
-        Err(_) => Err(CliError(format!("{url} did not answer within {timeout:?}"))),
-        Ok(Err(e)) => Err(CliError(format!("{url}: {e}"))),
+        Err(_) => Err(CliError::Failed(format!("{url} did not answer within {timeout:?}"))),
+        Ok(Err(e)) => Err(CliError::Failed(format!("{url}: {e}"))),
         Ok(Ok(r)) if r.status().is_success() => Ok(()),
-        Ok(Ok(r)) => Err(CliError(format!("{url} answered {}", r.status()))),
+        Ok(Ok(r)) => Err(CliError::Failed(format!("{url} answered {}", r.status()))),
     }
 }
 
@@ -202,7 +247,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
             }
             let token = client.call(Method::POST, "/v1/tokens", Some(body)).await?;
             if json {
-                println!("{token:#}");
+                out!("{token:#}");
             } else {
                 let heading = format!(
                     "Created {} token {} for {}, expiring {}.",
@@ -211,7 +256,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                     token["owner"].as_str().unwrap_or_default(),
                     date(&token["expires_at"])
                 );
-                print_secret(&token, &heading);
+                print_secret(&token, &heading)?;
             }
         }
         TokenCommand::List { name, status, owner, limit, json } => {
@@ -233,9 +278,9 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
             }
             tokens.truncate(limit);
             if json {
-                println!("{:#}", Value::Array(tokens));
+                out!("{:#}", Value::Array(tokens));
             } else if tokens.is_empty() {
-                println!("No tokens.");
+                out!("No tokens.");
             } else {
                 let rows: Vec<Vec<String>> = tokens
                     .iter()
@@ -251,16 +296,13 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                         ]
                     })
                     .collect();
-                println!(
-                    "{}",
-                    table(&["NAME", "TOKEN", "STATUS", "CREATED", "EXPIRES", "LAST USED", "CREATED BY"], &rows)
-                );
+                out!("{}", table(&["NAME", "TOKEN", "STATUS", "CREATED", "EXPIRES", "LAST USED", "CREATED BY"], &rows));
             }
         }
         TokenCommand::Show { id, json } => {
             let t = client.call(Method::GET, &format!("/v1/tokens/{}", encode(&id)), None).await?;
             if json {
-                println!("{t:#}");
+                out!("{t:#}");
             } else {
                 let list = |v: &Value| {
                     v.as_array()
@@ -287,7 +329,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                     ("Expires", t["expires_at"].as_str().unwrap_or_default().to_string()),
                     ("Last used", relative(parse_time(&t["last_used_at"]), now)),
                 ] {
-                    println!("{label:<10} {value}");
+                    out!("{label:<10} {value}");
                 }
             }
         }
@@ -307,28 +349,28 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                 confirm(&token, "delete")?;
             }
             client.call(Method::DELETE, &format!("/v1/tokens/{}", encode(&id)), None).await?;
-            println!("Deleted {}.", describe(&token));
+            out!("Deleted {}.", describe(&token));
         }
         TokenCommand::Rotate { id, grace, json } => {
             let body = json!({ "grace_seconds": grace.map_or(0, |g| g.as_secs()) });
             let token = client.call(Method::POST, &format!("/v1/tokens/{}/rotate", encode(&id)), Some(body)).await?;
             if json {
-                println!("{token:#}");
+                out!("{token:#}");
             } else {
                 let grace_note = match token["previous_secret_valid_until"].as_str() {
                     Some(until) => format!(" The previous secret keeps working until {until}."),
                     None => " The previous secret no longer works.".to_string(),
                 };
-                print_secret(&token, &format!("Rotated {}.{grace_note}", describe(&token)));
+                print_secret(&token, &format!("Rotated {}.{grace_note}", describe(&token)))?;
             }
         }
     }
-    Ok(())
+    std::io::stdout().lock().flush().map_err(CliError::output)
 }
 
 async fn transition(client: &AdminClient, id: &str, action: &str, done: &str) -> Result<(), CliError> {
     let token = client.call(Method::POST, &format!("/v1/tokens/{}/{action}", encode(id)), None).await?;
-    println!("{done} {}; it is now {}.", describe(&token), token["status"].as_str().unwrap_or_default());
+    out!("{done} {}; it is now {}.", describe(&token), token["status"].as_str().unwrap_or_default());
     Ok(())
 }
 

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
                 tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime starts");
             match runtime.block_on(client::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(client::CliError::BrokenPipe) => ExitCode::from(client::CliError::BROKEN_PIPE_EXIT),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE

@@ -304,9 +304,12 @@ impl AuditEvent {
 }
 
 /// Ids of principals and organizations: 1 to 128 characters from `[A-Za-z0-9._@:-]`, so they
-/// are safe in store keys and header values.
+/// are safe in store keys and header values, and not `.` or `..`, which URLs cannot carry as a
+/// path segment (clients resolve them away).
 pub fn valid_subject_id(s: &str) -> bool {
     (1..=128).contains(&s.len())
+        && s != "."
+        && s != ".."
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b':' | b'-'))
 }
 
@@ -389,5 +392,7 @@ mod tests {
         assert!(!valid_subject_id("a b"));
         assert!(!valid_subject_id("a\r\nX-Auth: 1"));
         assert!(!valid_subject_id(&"a".repeat(129)));
+        assert!(!valid_subject_id(".") && !valid_subject_id(".."));
+        assert!(valid_subject_id("..."), "only the dot segments are special");
     }
 }

@@ -145,6 +145,11 @@ pub enum ApiError {
     Unauthorized,
     Forbidden(String),
     NotFound(String),
+    /// A well-formed request field names something that does not exist (e.g. a token's owner).
+    Missing {
+        field: String,
+        message: String,
+    },
     /// The value of the `Allow` header.
     MethodNotAllowed(&'static str),
     Conflict(String),
@@ -166,7 +171,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::Missing { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -182,6 +187,7 @@ impl ApiError {
             Self::Unauthorized => ("unauthorized", "an admin key or a personal token is required".into(), None),
             Self::Forbidden(m) => ("forbidden", m.clone(), None),
             Self::NotFound(m) => ("not_found", m.clone(), None),
+            Self::Missing { field, message } => ("not_found", message.clone(), Some(field.clone())),
             Self::MethodNotAllowed(allow) => ("method_not_allowed", format!("allowed methods: {allow}"), None),
             Self::Conflict(m) => ("conflict", m.clone(), None),
             Self::PayloadTooLarge(max) => ("payload_too_large", format!("the request body is over {max} bytes"), None),
@@ -226,7 +232,9 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::IdTaken => Self::Conflict("token id already in use".into()),
             StoreError::Transition(TransitionError::RestoreDisabled) => Self::Forbidden(e.to_string()),
             StoreError::Transition(t @ TransitionError::Conflict { .. }) => Self::Conflict(t.to_string()),
-            StoreError::NotRevoked(_) | StoreError::RotateRevoked => Self::Conflict(e.to_string()),
+            StoreError::NotRevoked(_) | StoreError::RotateRevoked | StoreError::RotatedMeanwhile => {
+                Self::Conflict(e.to_string())
+            }
             StoreError::InvalidCursor => Self::bad("cursor", "invalid cursor"),
             StoreError::Unavailable(reason) => {
                 tracing::warn!(%reason, "token store unavailable");
@@ -254,6 +262,10 @@ mod tests {
         let status = r.status();
         let body = r.into_body().collect().await.unwrap().to_bytes();
         (status, www, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    fn lost_text() -> String {
+        crate::store::StoreError::RotatedMeanwhile.to_string()
     }
 
     #[tokio::test]
@@ -294,6 +306,16 @@ mod tests {
         let busy = ApiError::Busy.response();
         assert_eq!((busy.status().as_u16(), &busy.headers()[RETRY_AFTER]), (503, &HeaderValue::from_static("2")));
         assert_eq!(ApiError::MethodNotAllowed("GET, POST").response().headers()[http::header::ALLOW], "GET, POST");
+        let lost = ApiError::from(crate::store::StoreError::RotatedMeanwhile);
+        assert_eq!((lost.status().as_u16(), &lost), (409, &ApiError::Conflict(lost_text())));
+        let missing = ApiError::Missing { field: "owner".into(), message: "no principal".into() }.response();
+        assert_eq!(missing.status(), 404);
+        let body: serde_json::Value =
+            serde_json::from_slice(&missing.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(
+            (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+            (Some("not_found"), Some("owner"))
+        );
         let (s, www, _, body) = parts(Failure::HeadersTooLarge).await;
         assert_eq!((s.as_u16(), www, body["error"].as_str()), (431, None, Some("headers_too_large")));
         let malformed = Failure::Malformed("both Content-Length and Transfer-Encoding").response();

@@ -124,7 +124,7 @@ async fn lifecycle_changes_evict_the_record_at_once() {
     f.store.put_principal(&Principal { roles: vec![], ..alice }).await.unwrap();
     f.settle().await;
     assert!(f.cache.principal("alice").await.unwrap().unwrap().roles.is_empty(), "role change seen at once");
-    f.store.delete_principal("alice").await.unwrap();
+    f.store.delete_principal("alice", "operator").await.unwrap();
     f.settle().await;
     assert!(f.cache.principal("alice").await.unwrap().is_none(), "deleted principal seen at once");
 }

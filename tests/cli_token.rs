@@ -154,3 +154,33 @@ async fn people_use_their_own_token_and_rotate() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.starts_with("error: no credential"), "{}", run.stderr);
 }
+
+/// A reader that goes away early (`tokengate token list --json | head -1`) ends the command
+/// quietly with 141 (128 + SIGPIPE), never with a panic message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_command_quietly() {
+    let a = Admin::start("").await;
+    a.principal("alice", None, &["viewer"]).await;
+    for i in 0..3 {
+        a.create(OPERATOR_KEY, json!({"name": format!("t{i}"), "expires_in_days": 30, "owner": "alice"})).await;
+    }
+    for args in [vec!["list", "--json"], vec!["list"], vec!["create", "--name", "piped", "--owner", "alice"]] {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokengate"))
+            .arg("token")
+            .args(&args)
+            .env("TOKENGATE_ADMIN_URL", a.gate.admin_url(""))
+            .env("TOKENGATE_ADMIN_KEY", OPERATOR_KEY)
+            .env_remove("TOKENGATE_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader closes its end before the command has written anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: no message, no panic: {stderr}");
+    }
+}

@@ -173,6 +173,32 @@ async fn the_server_matches_its_openapi_document() {
     .await;
     spec.check(Method::POST, "/v1/tokens", &r);
 
+    // Statuses that only some inputs reach: each must be documented for its operation.
+    let alice_id = "/v1/principals/alice";
+    call(&a, &mut spec, Method::GET, alice_id, None).await; // 404: deleted above
+    call(&a, &mut spec, Method::POST, "/v1/tokens", Some(json!({"name": "n", "expires_in_days": 30, "owner": "gone"})))
+        .await; // 404: no such principal
+    call(&a, &mut spec, Method::POST, "/v1/tokens", Some(json!({"name": "n", "expires_in_days": 30}))).await; // 403
+    call(&a, &mut spec, Method::GET, "/v1/tokens?access%5Ftoken=x", None).await; // 400
+    call(&a, &mut spec, Method::GET, "/v1/session?x=1", None).await; // 400
+    for (method, path) in [
+        (Method::POST, "/v1/tokens/AAAAAAAAAAAA/suspend"),
+        (Method::POST, "/v1/tokens/AAAAAAAAAAAA/rotate"),
+        (Method::DELETE, "/v1/tokens/AAAAAAAAAAAA"),
+        (Method::DELETE, "/v1/principals/alice"),
+        (Method::PUT, "/v1/principals/alice"),
+    ] {
+        let r = send(
+            method.clone(),
+            &a.gate.admin_url(path),
+            &[("authorization", &auth), ("content-type", "text/plain")],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(r.status, 415, "{method} {path}");
+        spec.check(method, path, &r);
+    }
+
     // A restore-enabled server for the restore operation's success.
     let b = Admin::start("tokens:\n  allow_restore: true\n").await;
     b.principal("bob", None, &["viewer"]).await;
@@ -208,4 +234,60 @@ fn the_schemas_reject_what_must_never_be_sent() {
     let mut missing = good;
     missing.as_object_mut().unwrap().remove("last_used_at");
     assert!(!validator.is_valid(&missing));
+}
+
+/// The document's `Text` pattern is the server's rule for names and display names, character
+/// for character: trimmed of Unicode White_Space, 1 to 100 characters, no Cc or Cf anywhere.
+#[test]
+fn the_text_and_id_patterns_are_the_servers_rules() {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let spec = Spec::load();
+    let validator = |name: &str| {
+        let mut schema = json!({ "$ref": format!("#/$defs/{name}") });
+        schema["$defs"] = spec.defs.clone();
+        jsonschema::validator_for(&schema).expect("the documented schema compiles")
+    };
+    let text = validator("Text");
+    let mut wrong = Vec::new();
+    for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+        let refused = matches!(c.general_category(), GeneralCategory::Control | GeneralCategory::Format);
+        if text.is_valid(&json!(format!("a{c}b"))) == refused {
+            wrong.push(format!("U+{:04X}", u32::from(c)));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the pattern disagrees with Cc/Cf on {} characters: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(20)]
+    );
+    let x100 = "x".repeat(100);
+    for (value, valid) in [
+        ("x".to_string(), true),
+        (format!(" \t{x100}\u{3000} "), true),
+        (format!("{x100}y"), false),
+        ("a b".into(), true),
+        ("   ".into(), false),
+        (String::new(), false),
+        ("invoice-\u{202E}gpj.exe".into(), false),
+        ("\u{200B}x".into(), false),
+        ("\u{FEFF}".into(), false),
+    ] {
+        assert_eq!(text.is_valid(&json!(value)), valid, "{value:?}");
+    }
+    let id = validator("SubjectId");
+    for (value, valid) in [
+        ("alice@example.com", true),
+        (".", false),
+        ("..", false),
+        ("...", true),
+        (".a", true),
+        ("a/b", false),
+        ("", false),
+    ] {
+        assert_eq!(id.is_valid(&json!(value)), valid, "{value:?}");
+        assert_eq!(tokengate::model::valid_subject_id(value), valid, "{value:?}");
+    }
+    let long = "a".repeat(128);
+    assert!(id.is_valid(&json!(long)) && !id.is_valid(&json!(format!("{long}a"))));
 }

@@ -220,7 +220,7 @@ async fn lifecycle_changes_take_effect_on_the_next_request() {
     s.gate.store.put_principal(&demoted).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(get(&url, &[("authorization", &auth)]).await.upstream_header("x-auth-roles"), vec!["viewer"]);
-    s.gate.store.delete_principal("alice").await.unwrap();
+    s.gate.store.delete_principal("alice", "operator").await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(get(&url, &[("authorization", &auth)]).await.status, 401);
     assert_eq!(get(&url, &[("authorization", &bearer(&s.org))]).await.status, 200, "org tokens keep working");

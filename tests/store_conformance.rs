@@ -102,9 +102,10 @@ both_backends!(
     listing_is_newest_first_with_filters_and_pagination,
     filtered_listing_scans_a_bounded_number_of_entries,
     last_used_only_moves_forward,
-    principal_deletion_stops_personal_tokens_only,
+    principal_deletion_revokes_personal_tokens_only,
     audit_is_newest_first_and_capped,
     changes_publish_invalidations,
     restart_keeps_data_and_the_store_recovers,
     rotation_replaces_the_secret_with_an_optional_grace_period,
+    concurrent_rotations_have_exactly_one_winner,
 );

@@ -6,6 +6,11 @@
 //!   own; a person with role `admin` in an organization also manages that organization's tokens.
 //!   A new token can carry at most the roles and scopes of the token used to create it.
 //!
+//! One rule, [`Caller::may_produce`], bounds everything that yields a working secret or puts a
+//! token back to work (create, rotate, activate, restore): the caller may only produce a token
+//! they could have created (a kind and owner they may create for, roles the calling token holds,
+//! scopes it covers). Taking access away (suspend, revoke, delete) needs only [`Caller::may_manage`].
+//!
 //! Organization tokens cannot call the admin API.
 
 use std::sync::Arc;
@@ -87,6 +92,57 @@ impl Caller {
                 TokenKind::Organization => self.admin_of() == Some(token.owner.as_str()),
             },
         }
+    }
+
+    /// The one rule for every operation that yields a working secret or re-enables a token
+    /// (`operation`: "create", "rotate", "activate", "restore"): the caller may only produce a
+    /// token they could have created. Operators may produce anything; a person only personal
+    /// tokens of their own or, as its admin, their organization's tokens, with roles the calling
+    /// token holds and scopes it covers. `Err` is a 403 saying what is missing.
+    pub fn may_produce(
+        &self,
+        operation: &str,
+        kind: TokenKind,
+        owner: &str,
+        roles: &[String],
+        scopes: &[Scope],
+    ) -> Result<(), ApiError> {
+        let Self::Person { principal, roles: held, scopes: covered } = self else { return Ok(()) };
+        match kind {
+            TokenKind::Personal if owner != principal.id => {
+                return Err(ApiError::Forbidden(format!("you can only {operation} tokens of your own")));
+            }
+            TokenKind::Organization => match self.admin_of() {
+                None => {
+                    return Err(ApiError::Forbidden(format!(
+                        "only an organization's admins can {operation} its tokens"
+                    )));
+                }
+                Some(org) if org != owner => {
+                    return Err(ApiError::Forbidden(format!(
+                        "you can only {operation} tokens of your own organization"
+                    )));
+                }
+                Some(_) => {}
+            },
+            TokenKind::Personal => {}
+        }
+        if let Some(r) = roles.iter().find(|r| !held.contains(r)) {
+            return Err(ApiError::Forbidden(format!(
+                "you cannot {operation} a token with the role {r:?}, which your token does not hold"
+            )));
+        }
+        if let Some(s) = scopes.iter().find(|s| !covered.iter().any(|have| have.covers(s))) {
+            return Err(ApiError::Forbidden(format!(
+                "you cannot {operation} a token with the scope {s}, which your token does not cover"
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Caller::may_produce`] for an existing token (rotate, activate, restore).
+    pub fn may_reissue(&self, operation: &str, token: &Token) -> Result<(), ApiError> {
+        self.may_produce(operation, token.kind, &token.owner, &token.roles, &token.scopes)
     }
 
     /// Whether the caller may list tokens of `owner`.

@@ -2,6 +2,13 @@
 //!
 //! Every request is validated completely before anything is written, so a failed request
 //! changes nothing. Only the creation and rotation responses ever contain a secret.
+//!
+//! Path segments and the query string arrive here percent-decoded exactly once (the path by
+//! [`super::Admin`], the query by [`Query::parse`]), so `dave%40example.com` and `limit=%35` mean
+//! what their plain forms mean, and a decoded `/` stays inside its segment. Free text (token
+//! names, display names) refuses the Unicode categories `Cc` and `Cf` (controls, bidirectional
+//! overrides, zero-width characters). A body, even an empty one, sent with a `Content-Type`
+//! other than JSON is refused with 415.
 
 use std::time::Duration;
 
@@ -12,6 +19,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::access::Caller;
 use crate::clock::Timestamp;
@@ -48,23 +56,98 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<
     r
 }
 
+/// A request's query string, percent-decoded once (`application/x-www-form-urlencoded`).
+/// Handlers [`take`](Query::take) the parameters they know and [`finish`](Query::finish) refuses
+/// the rest, so no parameter is ever read raw or ignored.
+#[derive(Debug, Default)]
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    /// Parses and checks a raw query: valid UTF-8 once decoded, each name at most once, and no
+    /// credential (`access_token`, in any spelling or encoding): secrets in URLs end up in logs.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let raw = raw.unwrap_or("");
+        // Splitting happens at literal `&` and `=`, which never occur inside a multi-byte
+        // sequence, so a query that decodes to valid UTF-8 as a whole does so in every part.
+        if percent_encoding::percent_decode_str(raw).decode_utf8().is_err() {
+            return Err(ApiError::bad("query", "not valid UTF-8 once percent-decoded"));
+        }
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+            if key.eq_ignore_ascii_case("access_token") {
+                return Err(ApiError::bad(
+                    "access_token",
+                    "credentials are not accepted in the query string; send Authorization: Bearer",
+                ));
+            }
+            if pairs.iter().any(|(k, _)| *k == key) {
+                return Err(ApiError::bad(key, "given more than once"));
+            }
+            pairs.push((key.into_owned(), value.into_owned()));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// Removes and returns the decoded value of `key`.
+    pub fn take(&mut self, key: &str) -> Option<String> {
+        let i = self.pairs.iter().position(|(k, _)| k == key)?;
+        Some(self.pairs.remove(i).1)
+    }
+
+    /// Refuses any parameter not taken.
+    pub fn finish(self) -> Result<(), ApiError> {
+        match self.pairs.into_iter().next() {
+            Some((key, _)) => Err(ApiError::bad(key, "unknown query parameter")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The methods a `/v1` path serves (the `Allow` header), or `None` for no such endpoint.
+fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
+    Some(match segments {
+        ["session"] | ["audit"] => "GET",
+        ["tokens"] => "GET, POST",
+        ["tokens", _] => "GET, DELETE",
+        ["tokens", _, "suspend" | "activate" | "revoke" | "restore" | "rotate"] => "POST",
+        ["principals", _] => "GET, PUT, DELETE",
+        _ => return None,
+    })
+}
+
+/// A whole number from JSON, also when written with a zero fraction (`30.0`), as JSON Schema's
+/// `integer` allows; anything else (fractions, negatives, out of range) is refused.
+fn whole_number<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n
+        .as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f)).map(|f| f as u64));
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number in range, got {n}")))
+}
+
 /// Reads a JSON body: at most `max` bytes, `Content-Type: application/json`, no unknown
-/// fields; an empty body reads as `{}` when `T` allows it.
+/// fields; an empty body reads as `{}` when `T` allows it, unless it comes with another
+/// `Content-Type` (415, as for a non-empty one).
 async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Incoming, max: usize) -> Result<T, ApiError> {
     let bytes = Limited::new(body, max).collect().await.map_err(|_| ApiError::PayloadTooLarge(max))?.to_bytes();
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        let json = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        &bytes
-    };
+    let content_type = headers.get(CONTENT_TYPE);
+    let json = content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    let empty = bytes.iter().all(u8::is_ascii_whitespace);
+    if !json && (!empty || content_type.is_some()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let bytes: &[u8] = if empty { b"{}" } else { &bytes };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -105,16 +188,25 @@ fn parse_id(raw: &str) -> Result<TokenId, ApiError> {
     TokenId::parse(raw).ok_or_else(|| ApiError::bad("id", "token ids are 12 letters or digits"))
 }
 
-fn validate_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    let chars = name.chars().count();
+/// Free text shown to people (token names, display names): trimmed, 1 to [`MAX_NAME_CHARS`]
+/// characters, none of Unicode category `Cc` (controls) or `Cf` (format: bidirectional
+/// overrides, zero-width characters), so `invoice-\u{202E}gpj.exe` cannot pose as
+/// `invoice-exe.jpg`.
+fn validate_text(field: &str, raw: &str) -> Result<String, ApiError> {
+    let text = raw.trim();
+    let chars = text.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(ApiError::bad("name", format!("must be 1 to {MAX_NAME_CHARS} characters after trimming")));
+        return Err(ApiError::bad(field, format!("must be 1 to {MAX_NAME_CHARS} characters after trimming")));
     }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::bad("name", "must not contain control characters"));
+    if let Some(c) =
+        text.chars().find(|c| matches!(c.general_category(), GeneralCategory::Control | GeneralCategory::Format))
+    {
+        return Err(ApiError::bad(
+            field,
+            format!("must not contain control or invisible formatting characters (found U+{:04X})", u32::from(c)),
+        ));
     }
-    Ok(name.to_string())
+    Ok(text.to_string())
 }
 
 fn validate_roles(field: &str, roles: &[String], config: &Config) -> Result<(), ApiError> {
@@ -143,11 +235,22 @@ fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
 #[serde(deny_unknown_fields)]
 struct CreateToken {
     name: String,
+    #[serde(deserialize_with = "whole_number")]
     expires_in_days: u32,
+    #[serde(default, deserialize_with = "not_null")]
     kind: Option<TokenKind>,
+    #[serde(default, deserialize_with = "not_null")]
     owner: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     roles: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     scopes: Option<Vec<String>>,
+}
+
+/// An optional field that may be left out but not sent as `null` (the document gives each a
+/// type that excludes null).
+fn not_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, Default)]
@@ -157,7 +260,7 @@ struct Empty {}
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     grace_seconds: u64,
 }
 
@@ -176,17 +279,24 @@ impl Api {
         caller: &Caller,
         method: &Method,
         segments: &[&str],
-        query: Option<&str>,
+        query: Query,
         headers: &HeaderMap,
         body: Incoming,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         let max = self.config.admin.max_body_bytes;
+        // The path and method decide the operation first (404, 405), then its input is checked.
+        let allow = allowed_methods(segments).ok_or_else(|| ApiError::NotFound("no such endpoint".into()))?;
+        if !allow.split(", ").any(|m| m == method.as_str()) {
+            return Err(ApiError::MethodNotAllowed(allow));
+        }
+        let query = match (segments, method) {
+            (["tokens"] | ["audit"], &Method::GET) => query,
+            _ => query.finish().map(|()| Query::default())?,
+        };
         match (segments, method) {
             (["session"], &Method::GET) => Ok(self.session(caller)),
-            (["session"], _) => Err(ApiError::MethodNotAllowed("GET")),
             (["tokens"], &Method::GET) => self.list(caller, query).await,
             (["tokens"], &Method::POST) => self.create(caller, read_json(headers, body, max).await?).await,
-            (["tokens"], _) => Err(ApiError::MethodNotAllowed("GET, POST")),
             (["tokens", id], &Method::GET) => {
                 let token = self.visible(caller, parse_id(id)?).await?;
                 Ok(json_response(StatusCode::OK, &token_view(&self.config, &token, Timestamp::now())))
@@ -201,7 +311,6 @@ impl Api {
                     .body(Full::new(Bytes::new()))
                     .expect("valid response"))
             }
-            (["tokens", _], _) => Err(ApiError::MethodNotAllowed("GET, DELETE")),
             (["tokens", id, action], &Method::POST) => {
                 let id = parse_id(id)?;
                 let action = match *action {
@@ -213,22 +322,23 @@ impl Api {
                     _ => return Err(ApiError::NotFound("no such endpoint".into())),
                 };
                 read_json::<Empty>(headers, body, max).await?;
-                self.visible(caller, id).await?;
+                let token = self.visible(caller, id).await?;
+                if matches!(action, Action::Activate | Action::Restore) {
+                    caller.may_reissue(action.as_str(), &token)?;
+                }
                 let token = self.store.transition(&id, action, &caller.actor()).await?;
                 Ok(json_response(StatusCode::OK, &token_view(&self.config, &token, Timestamp::now())))
             }
-            (["tokens", _, "suspend" | "activate" | "revoke" | "restore" | "rotate"], _) => {
-                Err(ApiError::MethodNotAllowed("POST"))
-            }
-            (["principals", id], m) if [Method::GET, Method::PUT, Method::DELETE].contains(m) => {
+            (["principals", id], m) => {
                 if !valid_subject_id(id) {
-                    return Err(ApiError::bad("id", "principal ids are 1-128 characters from A-Z a-z 0-9 . _ @ : -"));
+                    return Err(ApiError::bad(
+                        "id",
+                        "principal ids are 1-128 characters from A-Z a-z 0-9 . _ @ : - (not . or ..)",
+                    ));
                 }
                 self.principal(caller, m, id, headers, body).await
             }
-            (["principals", _], _) => Err(ApiError::MethodNotAllowed("GET, PUT, DELETE")),
-            (["audit"], &Method::GET) => self.audit(caller, query).await,
-            (["audit"], _) => Err(ApiError::MethodNotAllowed("GET")),
+            (["audit"], _) => self.audit(caller, query).await,
             _ => Err(ApiError::NotFound("no such endpoint".into())),
         }
     }
@@ -267,45 +377,42 @@ impl Api {
         }
     }
 
-    async fn list(&self, caller: &Caller, query: Option<&str>) -> Result<Response<Full<Bytes>>, ApiError> {
+    async fn list(&self, caller: &Caller, mut query: Query) -> Result<Response<Full<Bytes>>, ApiError> {
         let now = Timestamp::now();
         let mut q = ListQuery { limit: DEFAULT_LIMIT, now, ..ListQuery::default() };
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_encoding::percent_decode_str(&raw.replace('+', " "))
-                .decode_utf8()
-                .map_err(|_| ApiError::bad(key, "not valid UTF-8"))?
-                .into_owned();
-            match key {
-                "name" if !value.is_empty() => q = q.name(&value),
-                "name" => {}
-                "status" => {
-                    q.status = Some(
-                        DisplayStatus::parse(&value)
-                            .ok_or_else(|| ApiError::bad("status", "one of: active, suspended, revoked, expired"))?,
-                    )
-                }
-                "kind" => {
-                    q.kind = Some(match value.as_str() {
-                        "personal" => TokenKind::Personal,
-                        "organization" => TokenKind::Organization,
-                        _ => return Err(ApiError::bad("kind", "one of: personal, organization")),
-                    })
-                }
-                "owner" => q.owner = Some(value),
-                "limit" => {
-                    q.limit = value
-                        .parse()
-                        .ok()
-                        .filter(|l| (1..=MAX_LIMIT).contains(l))
-                        .ok_or_else(|| ApiError::bad("limit", format!("a number from 1 to {MAX_LIMIT}")))?
-                }
-                "cursor" => {
-                    q.cursor = Some(Cursor::parse(&value).ok_or_else(|| ApiError::bad("cursor", "invalid cursor"))?)
-                }
-                other => return Err(ApiError::bad(other, "unknown query parameter")),
-            }
+        if let Some(name) = query.take("name").filter(|n| !n.is_empty()) {
+            q = q.name(&name);
         }
+        if let Some(status) = query.take("status") {
+            q.status = Some(
+                DisplayStatus::parse(&status)
+                    .ok_or_else(|| ApiError::bad("status", "one of: active, suspended, revoked, expired"))?,
+            );
+        }
+        if let Some(kind) = query.take("kind") {
+            q.kind = Some(match kind.as_str() {
+                "personal" => TokenKind::Personal,
+                "organization" => TokenKind::Organization,
+                _ => return Err(ApiError::bad("kind", "one of: personal, organization")),
+            });
+        }
+        if let Some(owner) = query.take("owner") {
+            if !valid_subject_id(&owner) {
+                return Err(ApiError::bad("owner", "ids are 1-128 characters from A-Z a-z 0-9 . _ @ : -"));
+            }
+            q.owner = Some(owner);
+        }
+        if let Some(limit) = query.take("limit") {
+            q.limit = limit
+                .parse()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| ApiError::bad("limit", format!("a number from 1 to {MAX_LIMIT}")))?;
+        }
+        if let Some(cursor) = query.take("cursor") {
+            q.cursor = Some(Cursor::parse(&cursor).ok_or_else(|| ApiError::bad("cursor", "invalid cursor"))?);
+        }
+        query.finish()?;
         if let Caller::Person { principal, .. } = caller {
             match &q.owner {
                 None => q.owner = Some(principal.id.clone()),
@@ -330,7 +437,7 @@ impl Api {
 
     async fn create(&self, caller: &Caller, req: CreateToken) -> Result<Response<Full<Bytes>>, ApiError> {
         let c = &self.config;
-        let name = validate_name(&req.name)?;
+        let name = validate_text("name", &req.name)?;
         if !c.tokens.expiry_days.contains(&req.expires_in_days) {
             let choices: Vec<String> = c.tokens.expiry_days.iter().map(u32::to_string).collect();
             return Err(ApiError::bad("expires_in_days", format!("must be one of: {}", choices.join(", "))));
@@ -354,43 +461,28 @@ impl Api {
         }
         let scopes = dedup(scopes);
 
-        let owner = match (caller, kind) {
-            (Caller::Operator, _) => {
-                req.owner.ok_or_else(|| ApiError::bad("owner", "required when an operator key creates a token"))?
+        let owner = match (req.owner, caller) {
+            (Some(owner), _) => owner,
+            // Left out, the owner is the caller; an operator key is nobody and owns no tokens.
+            (None, Caller::Operator) => {
+                return Err(ApiError::Forbidden(
+                    "an operator key owns no tokens: name the owner (a principal or an organization)".into(),
+                ));
             }
-            (Caller::Person { principal, .. }, TokenKind::Personal) => match req.owner {
-                Some(o) if o != principal.id => {
-                    return Err(ApiError::Forbidden("you can only create tokens for yourself".into()));
-                }
-                _ => principal.id.clone(),
+            (None, Caller::Person { principal, .. }) => match kind {
+                TokenKind::Personal => principal.id.clone(),
+                TokenKind::Organization => caller
+                    .admin_of()
+                    .ok_or_else(|| ApiError::Forbidden("only an organization's admins can create its tokens".into()))?
+                    .to_string(),
             },
-            (Caller::Person { .. }, TokenKind::Organization) => {
-                let Some(org) = caller.admin_of() else {
-                    return Err(ApiError::Forbidden("only an organization's admins can create its tokens".into()));
-                };
-                match req.owner {
-                    Some(o) if o != org => {
-                        return Err(ApiError::Forbidden("you can only create tokens for your own organization".into()));
-                    }
-                    _ => org.to_string(),
-                }
-            }
         };
-        if let Caller::Person { roles: own, scopes: own_scopes, .. } = caller {
-            if let Some(r) = roles.iter().find(|r| !own.contains(r)) {
-                return Err(ApiError::Forbidden(format!("you cannot grant the role {r:?}, which you do not hold")));
-            }
-            if let Some(s) = scopes.iter().find(|s| !own_scopes.iter().any(|have| have.covers(s))) {
-                return Err(ApiError::Forbidden(format!(
-                    "you cannot grant the scope {s}, which your token does not cover"
-                )));
-            }
-        }
+        caller.may_produce("create", kind, &owner, &roles, &scopes)?;
         if kind == TokenKind::Personal && self.store.get_principal(&owner).await?.is_none() {
-            return Err(ApiError::bad(
-                "owner",
-                format!("no principal {owner:?}: create it first (PUT /v1/principals/{owner})"),
-            ));
+            return Err(ApiError::Missing {
+                field: "owner".into(),
+                message: format!("no principal {owner:?}: create it first (PUT /v1/principals/{owner})"),
+            });
         }
 
         let request = NewToken {
@@ -403,6 +495,12 @@ impl Api {
             scopes,
         };
         let (secret, token) = self.minter.issue(self.store.as_ref(), &request).await?;
+        if kind == TokenKind::Personal && self.store.get_principal(&token.owner).await?.is_none() {
+            // The owner was deleted between the check above and the creation, after their
+            // deletion had revoked their tokens: this one must not wait for the id to come back.
+            self.store.transition(&token.id, Action::Revoke, &caller.actor()).await?;
+            return Err(ApiError::bad("owner", format!("the principal {:?} was deleted meanwhile", token.owner)));
+        }
         tracing::info!(token_id = %token.id, owner = %token.owner, actor = %token.created_by, "token created");
         let now = Timestamp::now();
         self.notifier.token_created(TokenCreated {
@@ -423,10 +521,11 @@ impl Api {
             return Err(ApiError::bad("grace_seconds", format!("at most {MAX_GRACE_SECONDS} (30 days)")));
         }
         let token = self.visible(caller, id).await?;
+        caller.may_reissue("rotate", &token)?;
         let (secret, digest) = self.minter.remint(&token);
         let grace_until =
             (req.grace_seconds > 0).then(|| Timestamp::now().saturating_add(Duration::from_secs(req.grace_seconds)));
-        let token = self.store.rotate(&id, &digest, grace_until, &caller.actor()).await?;
+        let token = self.store.rotate(&id, &token.digest, &digest, grace_until, &caller.actor()).await?;
         tracing::info!(token_id = %token.id, grace_seconds = req.grace_seconds, "token rotated");
         Ok(json_response(StatusCode::OK, &with_secret(token_view(&self.config, &token, Timestamp::now()), &secret)))
     }
@@ -452,16 +551,7 @@ impl Api {
             _ if !caller.is_operator() => Err(ApiError::Forbidden("only operators manage principals".into())),
             Method::PUT => {
                 let req: PutPrincipal = read_json(headers, body, self.config.admin.max_body_bytes).await?;
-                let display_name = req.display_name.trim().to_string();
-                if display_name.is_empty()
-                    || display_name.chars().count() > MAX_NAME_CHARS
-                    || display_name.chars().any(char::is_control)
-                {
-                    return Err(ApiError::bad(
-                        "display_name",
-                        format!("must be 1 to {MAX_NAME_CHARS} printable characters"),
-                    ));
-                }
+                let display_name = validate_text("display_name", &req.display_name)?;
                 if let Some(org) = &req.org
                     && !valid_subject_id(org)
                 {
@@ -475,7 +565,7 @@ impl Api {
             }
             _ => {
                 read_json::<Empty>(headers, body, self.config.admin.max_body_bytes).await?;
-                if self.store.delete_principal(id).await? {
+                if self.store.delete_principal(id, &caller.actor()).await? {
                     Ok(Response::builder()
                         .status(StatusCode::NO_CONTENT)
                         .body(Full::new(Bytes::new()))
@@ -487,23 +577,19 @@ impl Api {
         }
     }
 
-    async fn audit(&self, caller: &Caller, query: Option<&str>) -> Result<Response<Full<Bytes>>, ApiError> {
+    async fn audit(&self, caller: &Caller, mut query: Query) -> Result<Response<Full<Bytes>>, ApiError> {
         if !caller.is_operator() {
             return Err(ApiError::Forbidden("only operators read the audit log".into()));
         }
-        let mut limit = DEFAULT_LIMIT;
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("limit", v)) => {
-                    limit = v
-                        .parse()
-                        .ok()
-                        .filter(|l| (1..=1000).contains(l))
-                        .ok_or_else(|| ApiError::bad("limit", "a number from 1 to 1000"))?
-                }
-                _ => return Err(ApiError::bad(pair.split('=').next().unwrap_or(pair), "unknown query parameter")),
-            }
-        }
+        let limit = match query.take("limit") {
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|l| (1..=1000).contains(l))
+                .ok_or_else(|| ApiError::bad("limit", "a number from 1 to 1000"))?,
+            None => DEFAULT_LIMIT,
+        };
+        query.finish()?;
         let events: Vec<serde_json::Value> = self
             .store
             .audit(limit)

@@ -12,6 +12,10 @@
 //! it), fewer than `admin.max_connections`, so health checks never queue behind API calls;
 //! `/healthz`, `/readyz`, `/metrics` and the page are not limited.
 //!
+//! Path segments are split at literal `/` and then percent-decoded exactly once, before any
+//! matching or validation (so a decoded `/` or `..` stays inside its segment, and `%252F`
+//! decodes to the literal text `%2F`); the query is parsed once, by [`api::Query::parse`].
+//!
 //! Mutations are refused when the browser says they are cross-site (`Sec-Fetch-Site:
 //! cross-site`, or an `Origin` whose host is not this listener's `Host`). Credentials travel
 //! only in the `Authorization` header, never in cookies, and no CORS headers are served, so a
@@ -108,7 +112,13 @@ impl Admin {
 
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
         let path = req.uri().path().to_string();
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let decoded = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().map(|d| d.into_owned()))
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|_| ApiError::bad("path", "not valid UTF-8 once percent-decoded"))?;
+        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
         match segments.as_slice() {
             ["v1", rest @ ..] => {
@@ -116,10 +126,11 @@ impl Admin {
                 if !read_only && cross_site(&req) {
                     return Err(ApiError::Forbidden("cross-site requests are refused".into()));
                 }
+                let query = api::Query::parse(req.uri().query())?;
                 let caller =
                     Caller::identify(req.headers(), &self.inner.api.config.admin.keys, &self.inner.auth).await?;
                 let (parts, body) = req.into_parts();
-                self.inner.api.handle(&caller, &parts.method, rest, parts.uri.query(), &parts.headers, body).await
+                self.inner.api.handle(&caller, &parts.method, rest, query, &parts.headers, body).await
             }
             _ if !read_only => match segments.as_slice() {
                 ["healthz" | "readyz" | "metrics" | ""] | ["assets", _] => Err(ApiError::MethodNotAllowed("GET, HEAD")),

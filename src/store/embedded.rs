@@ -11,6 +11,9 @@
 //! | `principals`        | principal id                | principal (JSON)       |
 //! | `audit`             | sequence number             | audit event (JSON)     |
 //!
+//! Deleting a principal revokes their personal tokens (found through `tokens_by_owner`) in the
+//! same transaction.
+//!
 //! redb is synchronous, so each call runs on tokio's blocking pool. Invalidations go to an
 //! in-process broadcast channel after the transaction commits.
 
@@ -27,7 +30,9 @@ use super::index::Cursor;
 use super::{Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, Page, StoreError, StoreOptions, TokenStore};
 use crate::clock::Timestamp;
 use crate::digest::TokenDigest;
-use crate::model::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
+use crate::model::{
+    Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenKind, TokenStatus, TransitionError,
+};
 use crate::token::TokenId;
 
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
@@ -244,11 +249,12 @@ impl TokenStore for EmbeddedStore {
     async fn rotate(
         &self,
         id: &TokenId,
+        expected: &TokenDigest,
         digest: &TokenDigest,
         grace_until: Option<Timestamp>,
         actor: &str,
     ) -> Result<Token, StoreError> {
-        let (id, digest, actor) = (*id, *digest, actor.to_string());
+        let (id, expected, digest, actor) = (*id, *expected, *digest, actor.to_string());
         self.blocking(move |s| {
             let txn = s.db.begin_write().map_err(unavailable)?;
             let token = {
@@ -256,6 +262,9 @@ impl TokenStore for EmbeddedStore {
                 let mut token = load_token(&tokens, &id)?.ok_or(StoreError::NotFound)?;
                 if token.status == TokenStatus::Revoked {
                     return Err(StoreError::RotateRevoked);
+                }
+                if !token.digest.matches(&expected) {
+                    return Err(StoreError::RotatedMeanwhile);
                 }
                 token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
                 token.digest = digest;
@@ -352,17 +361,45 @@ impl TokenStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
-        let id = id.to_string();
+    async fn delete_principal(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
+        let (id, actor) = (id.to_string(), actor.to_string());
         self.blocking(move |s| {
             let txn = s.db.begin_write().map_err(unavailable)?;
             let existed =
                 txn.open_table(PRINCIPALS).map_err(unavailable)?.remove(id.as_str()).map_err(unavailable)?.is_some();
-            txn.commit().map_err(unavailable)?;
-            if existed {
-                s.notify(Invalidation::Principal(id));
+            if !existed {
+                return Ok(false);
             }
-            Ok(existed)
+            // Their personal tokens, revoked in this same transaction.
+            let keys: Vec<String> = {
+                let by_owner = txn.open_table(BY_OWNER).map_err(unavailable)?;
+                let range = by_owner.range((id.as_str(), "")..(id.as_str(), INDEX_END)).map_err(unavailable)?;
+                range.map(|r| r.map(|(k, _)| k.value().1.to_string()).map_err(unavailable)).collect::<Result<_, _>>()?
+            };
+            let mut revoked = Vec::new();
+            {
+                let mut tokens = txn.open_table(TOKENS).map_err(unavailable)?;
+                for key in keys {
+                    let cursor =
+                        Cursor::parse(&key).ok_or_else(|| StoreError::Corrupt(format!("index key {key:?}")))?;
+                    let Some(mut token) = load_token(&tokens, &cursor.id())? else { continue };
+                    if token.kind != TokenKind::Personal || token.owner != id || token.status == TokenStatus::Revoked {
+                        continue;
+                    }
+                    token.status = TokenStatus::Revoked;
+                    tokens.insert(token.id.as_str(), encode(&token).as_slice()).map_err(unavailable)?;
+                    revoked.push(token);
+                }
+            }
+            for token in &revoked {
+                s.append_audit(&txn, &AuditEvent::now(token, &actor, AuditAction::Revoke))?;
+            }
+            txn.commit().map_err(unavailable)?;
+            for token in &revoked {
+                s.notify(Invalidation::Token(token.id));
+            }
+            s.notify(Invalidation::Principal(id));
+            Ok(true)
         })
         .await
     }

@@ -46,6 +46,9 @@ pub enum StoreError {
     NotRevoked(&'static str),
     #[error("a revoked token cannot be rotated")]
     RotateRevoked,
+    /// The token's secret is no longer the one the caller read: someone else rotated it first.
+    #[error("the token was rotated by someone else meanwhile; read it again")]
+    RotatedMeanwhile,
     #[error("invalid cursor")]
     InvalidCursor,
     #[error("store unavailable: {0}")]
@@ -183,11 +186,14 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Applies a lifecycle action atomically and returns the token as it now is.
     async fn transition(&self, id: &TokenId, action: Action, actor: &str) -> Result<Token, StoreError>;
 
-    /// Replaces the token's secret digest; the previous one keeps working until `grace_until`
-    /// (`None`: it stops at once). Refused for revoked tokens.
+    /// Replaces the token's secret digest, compare-and-set: only while the stored digest is still
+    /// `expected` (the one the caller read), otherwise [`StoreError::RotatedMeanwhile`], so of two
+    /// concurrent rotations exactly one wins. The previous secret keeps working until
+    /// `grace_until` (`None`: it stops at once). Refused for revoked tokens.
     async fn rotate(
         &self,
         id: &TokenId,
+        expected: &TokenDigest,
         digest: &TokenDigest,
         grace_until: Option<Timestamp>,
         actor: &str,
@@ -204,8 +210,11 @@ pub trait TokenStore: Send + Sync + 'static {
 
     async fn get_principal(&self, id: &str) -> Result<Option<Principal>, StoreError>;
 
-    /// Deletes a principal; their personal tokens stop granting access. Returns whether it existed.
-    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError>;
+    /// Deletes a principal and, in the same atomic step, revokes every personal token they own
+    /// that is not revoked yet (one audit event and one invalidation each, by `actor`), so
+    /// re-creating the id later brings none of them back. Organization tokens they created are
+    /// untouched. Returns whether the principal existed; when it did not, nothing changes.
+    async fn delete_principal(&self, id: &str, actor: &str) -> Result<bool, StoreError>;
 
     /// The newest `limit` audit events, newest first.
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;

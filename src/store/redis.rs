@@ -17,8 +17,9 @@
 //! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
 //!
 //! `st`, `lu` and `lf` take precedence over the same fields inside `rec`. Creation, transitions,
-//! rotation and deletion are Lua scripts (`src/store/lua/`) that check, write, append the audit event and
-//! publish the invalidation in one atomic step.
+//! rotation, deletion and principal deletion (which revokes the principal's personal tokens,
+//! walking `own:<id>`) are Lua scripts (`src/store/lua/`) that check, write, append the audit
+//! events and publish the invalidations in one atomic step.
 //!
 //! The command connection is a [`ConnectionManager`] created lazily, so tokengate starts while
 //! Redis is down and reconnects by itself. The invalidation subscription runs on its own
@@ -50,8 +51,6 @@ use crate::token::TokenId;
 const SUBSCRIPTION_PING: Duration = Duration::from_secs(1);
 /// Largest backoff between resubscription attempts.
 const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
-/// Attempts of the optimistic rotation before giving up.
-const ROTATE_ATTEMPTS: usize = 5;
 /// Tokens per last-used script call.
 const LAST_USED_CHUNK: usize = 500;
 
@@ -77,6 +76,7 @@ struct Scripts {
     delete: Script,
     rotate: Script,
     last_used: Script,
+    delete_principal: Script,
 }
 
 /// Key names for one prefix.
@@ -86,7 +86,12 @@ struct Keys {
 
 impl Keys {
     fn token(&self, id: &TokenId) -> String {
-        format!("{}:tok:{id}", self.tag)
+        format!("{}{id}", self.token_prefix())
+    }
+    /// What every token hash key starts with (the principal deletion script derives token keys
+    /// from the owner index with it; they carry the same hash tag, so the same slot).
+    fn token_prefix(&self) -> String {
+        format!("{}:tok:", self.tag)
     }
     fn index(&self) -> String {
         format!("{}:idx", self.tag)
@@ -146,6 +151,7 @@ impl RedisStore {
             delete: Script::new(include_str!("lua/delete.lua")),
             rotate: Script::new(include_str!("lua/rotate.lua")),
             last_used: Script::new(include_str!("lua/last_used.lua")),
+            delete_principal: Script::new(include_str!("lua/delete_principal.lua")),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -186,14 +192,16 @@ impl RedisStore {
     }
 
     /// The audit event JSON for `action` on `id`, without its closing brace, token name and owner
-    /// (the transition script appends those from the stored record).
-    fn event_head(id: &TokenId, actor: &str, action: AuditAction) -> String {
+    /// (the scripts append those from the stored record) and, when `id` is `None`, without the
+    /// token id (the principal deletion script appends it per token).
+    fn event_head(id: Option<&TokenId>, actor: &str, action: AuditAction) -> String {
         #[derive(serde::Serialize)]
         struct Head<'a> {
             at: Timestamp,
             actor: &'a str,
             action: AuditAction,
-            token_id: &'a TokenId,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            token_id: Option<&'a TokenId>,
         }
         let mut json = serde_json::to_string(&Head { at: Timestamp::now(), actor, action, token_id: id })
             .expect("audit head serializes");
@@ -316,7 +324,7 @@ impl TokenStore for RedisStore {
             .key(k.audit())
             .arg(action.target().as_str())
             .arg(sources)
-            .arg(Self::event_head(id, actor, action.into()))
+            .arg(Self::event_head(Some(id), actor, action.into()))
             .arg(self.inner.options.audit_limit)
             .arg(k.channel())
             .arg(Invalidation::Token(*id).encode())
@@ -337,54 +345,57 @@ impl TokenStore for RedisStore {
     async fn rotate(
         &self,
         id: &TokenId,
+        expected: &TokenDigest,
         digest: &TokenDigest,
         grace_until: Option<Timestamp>,
         actor: &str,
     ) -> Result<Token, StoreError> {
         let k = &self.inner.keys;
-        // Optimistic: read the record, write the new one only if it is unchanged.
-        for _ in 0..ROTATE_ATTEMPTS {
-            let (rec, st): (Option<String>, Option<String>) = redis::cmd("HMGET")
-                .arg(k.token(id))
-                .arg(&["rec", "st"])
-                .query_async(&mut self.conn())
-                .await
-                .map_err(unavailable)?;
-            let (Some(rec), Some(st)) = (rec, st) else { return Err(StoreError::NotFound) };
-            let mut token: Token = serde_json::from_str(&rec).map_err(corrupt)?;
-            token.status = TokenStatus::parse(&st).ok_or_else(|| corrupt(format!("status {st:?}")))?;
-            if token.status == TokenStatus::Revoked {
-                return Err(StoreError::RotateRevoked);
-            }
-            token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
-            token.digest = *digest;
-            let new_rec = serde_json::to_string(&token).expect("token serializes");
-            let event =
-                serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Rotate)).expect("event serializes");
-            let outcome: Vec<String> = self
-                .inner
-                .scripts
-                .rotate
-                .key(k.token(id))
-                .key(k.audit())
-                .arg(rec)
-                .arg(new_rec)
-                .arg(event)
-                .arg(self.inner.options.audit_limit)
-                .arg(k.channel())
-                .arg(Invalidation::Token(*id).encode())
-                .invoke_async(&mut self.conn())
-                .await
-                .map_err(unavailable)?;
-            match outcome.first().map(String::as_str) {
-                Some("ok") => return self.get(id).await?.ok_or(StoreError::NotFound),
-                Some("missing") => return Err(StoreError::NotFound),
-                Some("revoked") => return Err(StoreError::RotateRevoked),
-                Some("retry") => continue,
-                _ => return Err(corrupt(format!("rotate script answered {outcome:?}"))),
-            }
+        // Compare-and-set: the script writes the new record only if the stored one is still the
+        // one read here, and that one must hold the digest the caller read. `rec` changes only
+        // on rotation, so any change means another rotation won: no retry, a conflict.
+        let (rec, st): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(k.token(id))
+            .arg(&["rec", "st"])
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let (Some(rec), Some(st)) = (rec, st) else { return Err(StoreError::NotFound) };
+        let mut token: Token = serde_json::from_str(&rec).map_err(corrupt)?;
+        token.status = TokenStatus::parse(&st).ok_or_else(|| corrupt(format!("status {st:?}")))?;
+        if token.status == TokenStatus::Revoked {
+            return Err(StoreError::RotateRevoked);
         }
-        Err(StoreError::Unavailable("the token kept changing during rotation; try again".into()))
+        if !token.digest.matches(expected) {
+            return Err(StoreError::RotatedMeanwhile);
+        }
+        token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
+        token.digest = *digest;
+        let new_rec = serde_json::to_string(&token).expect("token serializes");
+        let event =
+            serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Rotate)).expect("event serializes");
+        let outcome: Vec<String> = self
+            .inner
+            .scripts
+            .rotate
+            .key(k.token(id))
+            .key(k.audit())
+            .arg(rec)
+            .arg(new_rec)
+            .arg(event)
+            .arg(self.inner.options.audit_limit)
+            .arg(k.channel())
+            .arg(Invalidation::Token(*id).encode())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        match outcome.first().map(String::as_str) {
+            Some("ok") => self.get(id).await?.ok_or(StoreError::NotFound),
+            Some("missing") => Err(StoreError::NotFound),
+            Some("revoked") => Err(StoreError::RotateRevoked),
+            Some("changed") => Err(StoreError::RotatedMeanwhile),
+            _ => Err(corrupt(format!("rotate script answered {outcome:?}"))),
+        }
     }
 
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
@@ -449,13 +460,21 @@ impl TokenStore for RedisStore {
         json.map(|j| serde_json::from_str(&j).map_err(corrupt)).transpose()
     }
 
-    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
-        let (deleted,): (i64,) = redis::pipe()
-            .atomic()
-            .del(self.inner.keys.principal(id))
-            .publish(self.inner.keys.channel(), Invalidation::Principal(id.to_string()).encode())
-            .ignore()
-            .query_async(&mut self.conn())
+    async fn delete_principal(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
+        let k = &self.inner.keys;
+        let deleted: i64 = self
+            .inner
+            .scripts
+            .delete_principal
+            .key(k.principal(id))
+            .key(k.owner_index(id))
+            .key(k.audit())
+            .arg(id)
+            .arg(k.token_prefix())
+            .arg(Self::event_head(None, actor, AuditAction::Revoke))
+            .arg(self.inner.options.audit_limit)
+            .arg(k.channel())
+            .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
         Ok(deleted == 1)

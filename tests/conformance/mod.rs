@@ -340,9 +340,15 @@ pub async fn last_used_only_moves_forward<B: Backend>() {
     assert_eq!((got.status, got.last_used_at), (TokenStatus::Suspended, Some(Timestamp(8_000))));
 }
 
-pub async fn principal_deletion_stops_personal_tokens_only<B: Backend>() {
+pub async fn principal_deletion_revokes_personal_tokens_only<B: Backend>() {
     let b = started::<B>().await;
     let store = b.store();
+    for _ in 0..200 {
+        if store.invalidations_connected() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let alice = Principal {
         id: "alice".into(),
         display_name: "Alice".into(),
@@ -371,15 +377,48 @@ pub async fn principal_deletion_stops_personal_tokens_only<B: Backend>() {
     let owner = store.get_principal("alice").await.unwrap();
     assert_eq!(personal.effective_roles(owner.as_ref()), Some(vec!["viewer"]));
 
-    assert!(store.delete_principal("alice").await.unwrap());
-    assert!(!store.delete_principal("alice").await.unwrap(), "second delete reports absence");
+    // A second personal token already revoked, and a principal whose id is also an
+    // organization's id (its organization tokens are not theirs).
+    let (_, old) = m.issue(store.as_ref(), &new_token(TokenKind::Personal, "old", "alice")).await.unwrap();
+    store.transition(&old.id, Action::Revoke, ACTOR).await.unwrap();
+    let acme = Principal { id: "acme".into(), display_name: "Acme".into(), org: None, roles: vec![] };
+    store.put_principal(&acme).await.unwrap();
+    let mut rx = store.invalidations();
+    let events_before = store.audit(1000).await.unwrap().len();
+
+    assert!(store.delete_principal("alice", "operator").await.unwrap());
+    assert!(!store.delete_principal("alice", "operator").await.unwrap(), "second delete reports absence");
+    assert!(store.delete_principal("acme", "operator").await.unwrap());
     let owner = store.get_principal("alice").await.unwrap();
     assert_eq!(owner, None);
-    let personal = store.get(&personal.id).await.unwrap().unwrap();
-    assert_eq!(personal.effective_roles(owner.as_ref()), None, "personal token grants nothing");
+    let revoked = store.get(&personal.id).await.unwrap().unwrap();
+    assert_eq!(revoked.status, TokenStatus::Revoked, "deleting the owner revokes their personal tokens");
+    assert_eq!(revoked.effective_roles(owner.as_ref()), None, "personal token grants nothing");
     let org = store.get(&org.id).await.unwrap().unwrap();
-    assert_eq!(org.status, TokenStatus::Active);
+    assert_eq!(org.status, TokenStatus::Active, "the organization token they created is not theirs");
     assert_eq!(org.effective_roles(None), Some(vec!["developer"]), "organization token keeps working");
+
+    // Exactly one audit event: the revocation of the one token that was still working.
+    let events = store.audit(1000).await.unwrap();
+    assert_eq!(events.len() - events_before, 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!((e.action, e.token_id, e.actor.as_str()), (AuditAction::Revoke, personal.id, "operator"));
+    assert_eq!((e.token_name.as_str(), e.owner.as_str()), ("mine", "alice"));
+    let mut seen = Vec::new();
+    while let Ok(Ok(inv)) = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+        if inv != Invalidation::All {
+            seen.push(inv);
+        }
+        if seen.contains(&Invalidation::Principal("acme".into())) {
+            break;
+        }
+    }
+    assert!(seen.contains(&Invalidation::Token(personal.id)), "{seen:?}");
+    assert!(seen.contains(&Invalidation::Principal("alice".into())), "{seen:?}");
+
+    // Re-creating the id (a reused e-mail) brings none of the old tokens back.
+    store.put_principal(&alice).await.unwrap();
+    assert_eq!(store.get(&personal.id).await.unwrap().unwrap().status, TokenStatus::Revoked);
 }
 
 pub async fn audit_is_newest_first_and_capped<B: Backend>() {
@@ -418,7 +457,7 @@ pub async fn changes_publish_invalidations<B: Backend>() {
     store.delete(&t.id, ACTOR).await.unwrap();
     let p = Principal { id: "bob".into(), display_name: "Bob".into(), org: None, roles: vec![] };
     store.put_principal(&p).await.unwrap();
-    store.delete_principal("bob").await.unwrap();
+    store.delete_principal("bob", ACTOR).await.unwrap();
 
     let mut seen = Vec::new();
     while seen.len() < 5 {
@@ -475,7 +514,7 @@ pub async fn rotation_replaces_the_secret_with_an_optional_grace_period<B: Backe
     // With a grace period: both secrets work until it ends.
     let (new, digest) = m.remint(&token);
     let grace_until = Timestamp::now().saturating_add(Duration::from_secs(3600));
-    let rotated = store.rotate(&token.id, &digest, Some(grace_until), "op").await.unwrap();
+    let rotated = store.rotate(&token.id, &token.digest, &digest, Some(grace_until), "op").await.unwrap();
     assert_eq!((rotated.id, rotated.name.as_str(), rotated.created_at), (token.id, "rotating", token.created_at));
     assert_eq!(rotated.last_used_at, Some(Timestamp(9)), "rotation keeps last-used");
     let stored = store.get(&token.id).await.unwrap().unwrap();
@@ -486,7 +525,9 @@ pub async fn rotation_replaces_the_secret_with_an_optional_grace_period<B: Backe
 
     // Without one: the previous secret stops at once.
     let (newest, digest) = m.remint(&token);
-    store.rotate(&token.id, &digest, None, "op").await.unwrap();
+    let stale = store.rotate(&token.id, &token.digest, &digest, None, "op").await;
+    assert!(matches!(stale, Err(StoreError::RotatedMeanwhile)), "the digest read before is stale: {stale:?}");
+    store.rotate(&token.id, &rotated.digest, &digest, None, "op").await.unwrap();
     let stored = store.get(&token.id).await.unwrap().unwrap();
     assert_eq!(verdict(newest.expose(), &stored, now), Ok(()));
     assert_eq!(verdict(new.expose(), &stored, now), Err(Rejection::Mismatch));
@@ -495,7 +536,55 @@ pub async fn rotation_replaces_the_secret_with_an_optional_grace_period<B: Backe
     // Revoked or missing tokens cannot be rotated, and nothing changes.
     store.transition(&token.id, Action::Revoke, "op").await.unwrap();
     let (_, digest) = m.remint(&token);
-    assert!(matches!(store.rotate(&token.id, &digest, None, "op").await, Err(StoreError::RotateRevoked)));
-    assert!(matches!(store.rotate(&TokenId::generate(), &digest, None, "op").await, Err(StoreError::NotFound)));
+    let current = store.get(&token.id).await.unwrap().unwrap().digest;
+    assert!(matches!(store.rotate(&token.id, &current, &digest, None, "op").await, Err(StoreError::RotateRevoked)));
+    assert!(matches!(
+        store.rotate(&TokenId::generate(), &current, &digest, None, "op").await,
+        Err(StoreError::NotFound)
+    ));
     assert_eq!(verdict(newest.expose(), &store.get(&token.id).await.unwrap().unwrap(), now), Err(Rejection::Revoked));
+}
+
+/// Concurrent rotations of one token, each from the same read: exactly one wins, every other
+/// one is told the token changed meanwhile (nothing is overwritten), and the winner's secret is
+/// the one that works.
+pub async fn concurrent_rotations_have_exactly_one_winner<B: Backend>() {
+    use tokengate::digest::Hasher;
+    use tokengate::token::TokenFormat;
+    use tokengate::verify::check;
+
+    let b = started::<B>().await;
+    let store = b.store();
+    let m = minter();
+    let format = TokenFormat::default();
+    let hasher = Hasher::new(None);
+    for round in 0..5 {
+        let (_, token) =
+            m.issue(store.as_ref(), &new_token(TokenKind::Personal, &format!("race {round}"), "alice")).await.unwrap();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (store, token, barrier) = (store.clone(), token.clone(), barrier.clone());
+            let (secret, digest) = m.remint(&token);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                (secret, store.rotate(&token.id, &token.digest, &digest, None, "op").await)
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                (secret, Ok(_)) => winners.push(secret),
+                (_, Err(StoreError::RotatedMeanwhile)) => {}
+                (_, Err(e)) => panic!("round {round}: a losing rotation must be a conflict, got {e:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one rotation wins");
+        let stored = store.get(&token.id).await.unwrap().unwrap();
+        let now = Timestamp::now();
+        assert_eq!(check(&hasher, &format.parse(winners[0].expose()).unwrap(), Some(&stored), now), Ok(()));
+        let rotations = store.audit(1000).await.unwrap();
+        let rotations = rotations.iter().filter(|e| e.token_id == token.id && e.action == AuditAction::Rotate);
+        assert_eq!(rotations.count(), 1, "round {round}: only the winner is audited");
+    }
 }

@@ -281,12 +281,13 @@ impl TokenStore for Counting {
     async fn rotate(
         &self,
         id: &TokenId,
+        expected: &tokengate::digest::TokenDigest,
         digest: &tokengate::digest::TokenDigest,
         grace_until: Option<Timestamp>,
         actor: &str,
     ) -> Result<Token, StoreError> {
         self.hit()?;
-        self.inner.rotate(id, digest, grace_until, actor).await
+        self.inner.rotate(id, expected, digest, grace_until, actor).await
     }
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
         self.hit()?;
@@ -304,9 +305,9 @@ impl TokenStore for Counting {
         self.hit()?;
         self.inner.get_principal(id).await
     }
-    async fn delete_principal(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_principal(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
         self.hit()?;
-        self.inner.delete_principal(id).await
+        self.inner.delete_principal(id, actor).await
     }
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
         self.hit()?;
