@@ -16,7 +16,7 @@ venv="${SCHEMATHESIS_VENV:-$PWD/target/schemathesis-venv}"
 if [ ! -x "$venv/bin/schemathesis" ]; then
   echo "installing schemathesis into $venv..." >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check schemathesis
+  "$venv/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
 fi
 
 cargo build --locked --quiet --bin tokengate
