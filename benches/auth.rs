@@ -16,17 +16,18 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::Digest;
 use tokengate::auth::Authenticator;
-use tokengate::cache::AuthCache;
+use tokengate::auth::cache::AuthCache;
 use tokengate::clock::Timestamp;
 use tokengate::config::CacheConfig;
-use tokengate::digest::Hasher;
-use tokengate::headers::{self, Identity, IdentityHeaders};
 use tokengate::metrics::CacheMetrics;
-use tokengate::mint::{Minter, NewToken};
-use tokengate::model::{Principal, TokenKind};
+use tokengate::proxy::headers::{self, Identity, IdentityHeaders};
+use tokengate::store::Issue as _;
 use tokengate::store::embedded::EmbeddedStore;
 use tokengate::store::{Store, StoreOptions};
 use tokengate::token::TokenFormat;
+use tokengate::token::digest::Hasher;
+use tokengate::token::mint::{Minter, NewToken};
+use tokengate::token::{Principal, TokenKind};
 
 fn parse(c: &mut Criterion) {
     let format = TokenFormat::default();

@@ -18,17 +18,17 @@ use std::time::Duration;
 
 use crate::admin::Admin;
 use crate::admin::api::Api;
+use crate::admin::webhook::{Notifier, NotifierTask};
 use crate::auth::Authenticator;
-use crate::cache::AuthCache;
+use crate::auth::cache::AuthCache;
 use crate::config::{Config, RuntimeConfig};
-use crate::digest::Hasher;
 use crate::metrics::{CacheMetrics, ProxyMetrics, RecorderMetrics, WebhookMetrics};
-use crate::mint::Minter;
+use crate::net::server::{self, ServerSettings};
 use crate::proxy::Proxy;
-use crate::recorder::{Recorder, RecorderTask};
-use crate::server::{self, ServerSettings};
+use crate::proxy::recorder::{Recorder, RecorderTask};
 use crate::store::{self, Store, StoreOptions};
-use crate::webhook::{Notifier, NotifierTask};
+use crate::token::digest::Hasher;
+use crate::token::mint::Minter;
 
 /// How long webhook deliveries in flight may continue after the listeners have stopped.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
@@ -114,7 +114,7 @@ impl App {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let tls = match &self.config.proxy.tls {
-            Some(files) => Some(TlsAcceptor::from(crate::tls::server_config(files)?)),
+            Some(files) => Some(TlsAcceptor::from(crate::net::tls::server_config(files)?)),
             None => None,
         };
         let proxy_addr: SocketAddr = proxy_listener.local_addr()?;

@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokengate::app::App;
 use tokengate::cli::{Cli, Command};
+use tokengate::cli::{client, demo};
 use tokengate::config::Config;
+use tokengate::logging;
 use tokengate::shutdown::Signals;
-use tokengate::{client, demo, logging};
 
 /// Exit code for a config that does not load.
 const EXIT_CONFIG: u8 = 2;

@@ -225,8 +225,8 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        use crate::model::TransitionError;
         use crate::store::StoreError;
+        use crate::token::TransitionError;
         match e {
             StoreError::NotFound => Self::NotFound("no such token".into()),
             StoreError::IdTaken => Self::Conflict("token id already in use".into()),

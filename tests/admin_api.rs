@@ -583,7 +583,7 @@ async fn token_creation_is_announced_to_webhooks_signed_and_retried() {
     assert_eq!(event["token"], created["display"]);
     assert!(!String::from_utf8_lossy(&body).contains(&created["token"].as_str().unwrap()[16..]), "never the secret");
     let ts = headers["x-tokengate-timestamp"].to_str().unwrap();
-    let expected = tokengate::webhook::signature(b"whsec-0123456789abcdef", ts, &body);
+    let expected = tokengate::admin::webhook::signature(b"whsec-0123456789abcdef", ts, &body);
     assert_eq!(headers["x-tokengate-signature"], expected.as_str());
     let metrics = String::from_utf8(get(&a.gate.admin_url("/metrics"), &[]).await.body.to_vec()).unwrap();
     assert!(metrics.contains("tokengate_webhook_deliveries_total{result=\"delivered\"} 1"), "{metrics}");

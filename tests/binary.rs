@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Method;
-use tokengate::model::TokenKind;
 use tokengate::store::StoreOptions;
 use tokengate::store::embedded::EmbeddedStore;
+use tokengate::token::TokenKind;
 
 use support::gate::{bearer, send};
 use support::upstream::Upstream;
 use support::{minter, new_token};
+use tokengate::store::Issue as _;
 
 struct Running {
     child: Child,

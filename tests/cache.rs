@@ -7,15 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::Registry;
-use tokengate::cache::{AuthCache, LookupError};
+use tokengate::auth::cache::{AuthCache, LookupError};
 use tokengate::config::CacheConfig;
 use tokengate::metrics::CacheMetrics;
-use tokengate::model::{Action, Principal, TokenKind, TokenStatus};
 use tokengate::store::embedded::EmbeddedStore;
 use tokengate::store::{Store, StoreError, StoreOptions, TokenStore};
 use tokengate::token::TokenId;
+use tokengate::token::{Action, Principal, TokenKind, TokenStatus};
 
 use support::{Counting, minter, new_token};
+use tokengate::store::Issue as _;
 
 struct Fixture {
     _dir: tempfile::TempDir,

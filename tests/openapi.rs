@@ -286,7 +286,7 @@ fn the_text_and_id_patterns_are_the_servers_rules() {
         ("", false),
     ] {
         assert_eq!(id.is_valid(&json!(value)), valid, "{value:?}");
-        assert_eq!(tokengate::model::valid_subject_id(value), valid, "{value:?}");
+        assert_eq!(tokengate::token::valid_subject_id(value), valid, "{value:?}");
     }
     let long = "a".repeat(128);
     assert!(id.is_valid(&json!(long)) && !id.is_valid(&json!(format!("{long}a"))));

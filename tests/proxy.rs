@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use tokengate::model::{Action, Principal, TokenKind};
+use tokengate::token::{Action, Principal, TokenKind};
 
 use support::gate::{Gate, bearer, embedded_config, get, send};
 use support::upstream::Upstream;
 use support::{minter, new_token};
+use tokengate::store::Issue as _;
 
 const ROUTES: &str = "
 routes:

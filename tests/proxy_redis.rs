@@ -5,11 +5,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use tokengate::model::{Action, TokenKind};
+use tokengate::token::{Action, TokenKind};
 
 use support::gate::{Gate, bearer, get, redis_config};
 use support::upstream::Upstream;
 use support::{RedisServer, minter, new_token};
+use tokengate::store::Issue as _;
 
 async fn wait_ready(gate: &Gate) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -8,12 +8,13 @@ use std::time::Duration;
 use prometheus::Registry;
 use tokengate::clock::Timestamp;
 use tokengate::metrics::RecorderMetrics;
-use tokengate::model::TokenKind;
-use tokengate::recorder::Recorder;
+use tokengate::proxy::recorder::Recorder;
 use tokengate::store::embedded::EmbeddedStore;
 use tokengate::store::{Store, StoreOptions, TokenStore};
+use tokengate::token::TokenKind;
 
 use support::{Counting, minter, new_token};
+use tokengate::store::Issue as _;
 
 const INTERVAL: Duration = Duration::from_secs(10);
 

@@ -6,11 +6,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokengate::model::{Action, TokenKind};
 use tokengate::store::redis::RedisStore;
 use tokengate::store::{Invalidation, Store, StoreError, StoreOptions};
+use tokengate::token::{Action, TokenKind};
 
 use support::{RedisServer, minter, new_token};
+use tokengate::store::Issue as _;
 
 async fn wait_until(what: &str, mut f: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -39,7 +40,7 @@ async fn an_outage_is_an_error_not_a_missing_token_and_recovery_is_automatic() {
     server.restart();
     wait_until("store answers again", async || store.ping().await.is_ok()).await;
     wait_until("resubscribed", async || store.invalidations_connected()).await;
-    assert_eq!(store.get(&token.id).await.unwrap().unwrap().status, tokengate::model::TokenStatus::Active);
+    assert_eq!(store.get(&token.id).await.unwrap().unwrap().status, tokengate::token::TokenStatus::Active);
 
     // The subscriber was told to drop everything, because messages may have been missed.
     let mut flushes = 0;
@@ -84,7 +85,7 @@ async fn every_key_carries_the_hash_tag() {
     let (_, token) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "x", "alice")).await.unwrap();
     store.transition(&token.id, Action::Revoke, "op").await.unwrap();
     store.delete(&token.id, "op").await.unwrap();
-    let p = tokengate::model::Principal { id: "alice".into(), display_name: "A".into(), org: None, roles: vec![] };
+    let p = tokengate::token::Principal { id: "alice".into(), display_name: "A".into(), org: None, roles: vec![] };
     store.put_principal(&p).await.unwrap();
     let (secret, other) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "y", "alice")).await.unwrap();
     let keys = server.command(&["KEYS", "*"]);

@@ -11,11 +11,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokengate::config::Config;
-use tokengate::model::TokenKind;
+use tokengate::token::TokenKind;
 
 use support::gate::{Gate, bearer, embedded_config};
 use support::upstream::Upstream;
 use support::{minter, new_token};
+use tokengate::store::Issue as _;
 
 struct Pki {
     dir: tempfile::TempDir,

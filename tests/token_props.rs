@@ -2,7 +2,7 @@
 //! single-character change, truncation or extension is refused.
 
 use proptest::prelude::*;
-use tokengate::model::TokenKind;
+use tokengate::token::TokenKind;
 use tokengate::token::{BODY_LEN, ID_LEN, TokenFormat};
 
 fn prefix() -> impl Strategy<Value = String> {

@@ -6,16 +6,17 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokengate::auth::verify::{Rejection, Verifier, VerifyError};
 use tokengate::clock::Timestamp;
-use tokengate::digest::{Hasher, Pepper};
-use tokengate::mint::Minter;
-use tokengate::model::{Action, Token, TokenKind};
 use tokengate::store::embedded::EmbeddedStore;
 use tokengate::store::{Store, StoreOptions, TokenStore};
+use tokengate::token::digest::{Hasher, Pepper};
+use tokengate::token::mint::Minter;
+use tokengate::token::{Action, Token, TokenKind};
 use tokengate::token::{ParseError, TokenFormat};
-use tokengate::verify::{Rejection, Verifier, VerifyError};
 
 use support::{Counting, new_token};
+use tokengate::store::Issue as _;
 
 struct Fixture {
     _dir: tempfile::TempDir,

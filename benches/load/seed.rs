@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use tokengate::config::{RedisConfig, StoreConfig};
-use tokengate::digest::Hasher;
-use tokengate::mint::{Minter, NewToken};
-use tokengate::model::{Action, Principal, Token, TokenKind};
+use tokengate::store::Issue as _;
 use tokengate::store::{self, Store, StoreOptions};
 use tokengate::token::TokenFormat;
+use tokengate::token::digest::Hasher;
+use tokengate::token::mint::{Minter, NewToken};
+use tokengate::token::{Action, Principal, Token, TokenKind};
 
 /// Creations in flight at once (the store's connection pipelines them).
 const CONCURRENCY: usize = 256;

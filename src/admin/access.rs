@@ -20,9 +20,9 @@ use http::HeaderMap;
 use crate::auth::{self, AuthError, Authenticator};
 use crate::clock::Timestamp;
 use crate::config::AdminKeys;
-use crate::model::{Principal, Token, TokenKind};
+use crate::policy::scope::Scope;
 use crate::responses::ApiError;
-use crate::scope::Scope;
+use crate::token::{Principal, Token, TokenKind};
 
 /// The role that makes a person an administrator of their organization's tokens.
 pub const ORG_ADMIN_ROLE: &str = "admin";

@@ -22,15 +22,15 @@ use serde::de::DeserializeOwned;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::access::Caller;
+use crate::admin::webhook::{Notifier, TokenCreated};
 use crate::clock::Timestamp;
 use crate::config::Config;
-use crate::mint::{Minter, NewToken};
-use crate::model::{Action, AuditEvent, DisplayStatus, Principal, Token, TokenKind, valid_subject_id};
+use crate::policy::scope::Scope;
 use crate::responses::ApiError;
-use crate::scope::Scope;
-use crate::store::{Cursor, ListQuery, Store};
+use crate::store::{Cursor, Issue, ListQuery, Store};
+use crate::token::mint::{Minter, NewToken};
+use crate::token::{Action, AuditEvent, DisplayStatus, Principal, Token, TokenKind, valid_subject_id};
 use crate::token::{SecretToken, TokenId};
-use crate::webhook::{Notifier, TokenCreated};
 
 /// Page size when the request names none, and the largest allowed.
 const DEFAULT_LIMIT: usize = 50;

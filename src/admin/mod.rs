@@ -24,6 +24,7 @@
 pub mod access;
 pub mod api;
 mod ui;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +38,8 @@ use hyper::body::Incoming;
 use prometheus::Registry;
 
 use crate::auth::Authenticator;
+use crate::net::server::ConnInfo;
 use crate::responses::ApiError;
-use crate::server::ConnInfo;
 use crate::store::Store;
 use access::Caller;
 use api::Api;

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::digest::Pepper;
-use crate::model::TokenKind;
-use crate::routes::{RouteTable, RuleSpec};
+use crate::policy::routes::{RouteTable, RuleSpec};
 use crate::token::TokenFormat;
+use crate::token::TokenKind;
+use crate::token::digest::Pepper;
 use raw::{DurationText, RawConfig};
 
 /// The environment variable holding the pepper itself (alternative to `tokens.pepper_file`).
@@ -263,7 +263,7 @@ impl Default for CacheConfig {
     }
 }
 
-/// Limits on failed authentications per client address (see [`crate::limiter`]).
+/// Limits on failed authentications per client address (see [`crate::auth::limiter`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailedAuthConfig {
     /// Failures a client address may have in a burst; 0 turns the limit off.
@@ -773,9 +773,9 @@ fn validate_proxy(raw: raw::RawProxy, ctx: &Ctx) -> Result<ProxyConfig, ConfigEr
                 t.cert_file.ok_or_else(|| ctx.error("proxy.tls.cert_file", "required when `proxy.tls` is set"))?;
             let key = t.key_file.ok_or_else(|| ctx.error("proxy.tls.key_file", "required when `proxy.tls` is set"))?;
             let files = TlsFiles { cert_file: cert.into(), key_file: key.into() };
-            crate::tls::server_config(&files).map_err(|e| {
+            crate::net::tls::server_config(&files).map_err(|e| {
                 let field = match e {
-                    crate::tls::TlsError::Key(..) => "proxy.tls.key_file",
+                    crate::net::tls::TlsError::Key(..) => "proxy.tls.key_file",
                     _ => "proxy.tls.cert_file",
                 };
                 ctx.error(field, e.to_string())

@@ -29,11 +29,11 @@ use tokio::sync::broadcast;
 use super::index::Cursor;
 use super::{Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, Page, StoreError, StoreOptions, TokenStore};
 use crate::clock::Timestamp;
-use crate::digest::TokenDigest;
-use crate::model::{
+use crate::token::TokenId;
+use crate::token::digest::TokenDigest;
+use crate::token::{
     Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenKind, TokenStatus, TransitionError,
 };
-use crate::token::TokenId;
 
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 const BY_CREATED: TableDefinition<&str, ()> = TableDefinition::new("tokens_by_created");

@@ -5,7 +5,7 @@
 //! - [`redis`]: the production backend; atomic Lua scripts, lexicographic sorted-set indexes and
 //!   a pub/sub invalidation channel that every replica's cache subscribes to.
 //!
-//! Both apply the lifecycle rules of [`crate::model`], append an audit event in the same atomic
+//! Both apply the lifecycle rules of [`crate::token`], append an audit event in the same atomic
 //! step as each change, never reuse a token id, and pass one conformance suite
 //! (`tests/conformance`).
 
@@ -22,9 +22,11 @@ use tokio::sync::broadcast;
 
 use crate::clock::Timestamp;
 use crate::config::StoreConfig;
-use crate::digest::TokenDigest;
-use crate::model::{Action, AuditEvent, DisplayStatus, Principal, Token, TokenKind, TransitionError};
+use crate::token::SecretToken;
 use crate::token::TokenId;
+use crate::token::digest::TokenDigest;
+use crate::token::mint::{Minter, NewToken};
+use crate::token::{Action, AuditEvent, DisplayStatus, Principal, Token, TokenKind, TransitionError};
 
 pub use index::Cursor;
 
@@ -224,6 +226,32 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Whether the invalidation feed is currently connected.
     fn invalidations_connected(&self) -> bool;
+}
+
+/// How many fresh ids to try when the store reports one as taken (71 random bits make even one
+/// retry vanishingly rare).
+const ID_ATTEMPTS: usize = 3;
+
+/// Minting and storing a token in one call: `minter.issue(store, &request)`.
+#[async_trait]
+pub trait Issue {
+    /// Mints and stores a token, drawing a new id if the store reports a collision.
+    async fn issue(&self, store: &dyn TokenStore, req: &NewToken) -> Result<(SecretToken, Token), StoreError>;
+}
+
+#[async_trait]
+impl Issue for Minter {
+    async fn issue(&self, store: &dyn TokenStore, req: &NewToken) -> Result<(SecretToken, Token), StoreError> {
+        let mut attempt = 0;
+        loop {
+            let (secret, token) = self.mint(req, Timestamp::now());
+            match store.create(&token, &req.created_by).await {
+                Err(StoreError::IdTaken) if attempt + 1 < ID_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok((secret, token)),
+            }
+        }
+    }
 }
 
 /// A shared handle to whichever backend is configured.

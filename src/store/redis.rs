@@ -42,9 +42,9 @@ use super::index::Cursor;
 use super::{Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, Page, StoreError, StoreOptions, TokenStore};
 use crate::clock::Timestamp;
 use crate::config::RedisConfig;
-use crate::digest::TokenDigest;
-use crate::model::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
 use crate::token::TokenId;
+use crate::token::digest::TokenDigest;
+use crate::token::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
 
 /// How often the subscription connection is pinged, and how long an answer may take: a dead
 /// subscription is noticed (and the cache flushed) within twice this.

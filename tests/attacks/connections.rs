@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use tokengate::model::TokenKind;
+use tokengate::token::TokenKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -14,6 +14,7 @@ use crate::support::admin::{Admin, OPERATOR_KEY};
 use crate::support::gate::{Gate, bearer, embedded_config, get, send};
 use crate::support::upstream::Upstream;
 use crate::support::{minter, new_token};
+use tokengate::store::Issue as _;
 
 const ROUTES: &str = "routes:\n  - path: /public\n    public: true\n";
 

@@ -7,13 +7,14 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use tokengate::model::{Principal, TokenKind};
 use tokengate::token::TokenFormat;
+use tokengate::token::{Principal, TokenKind};
 
 use crate::client::{Proto, metric, metrics, request};
 use crate::support::gate::{Gate, bearer, embedded_config};
 use crate::support::upstream::Upstream;
 use crate::support::{minter, new_token};
+use tokengate::store::Issue as _;
 
 const FLOOD: usize = 3000;
 const CONCURRENCY: usize = 32;

@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::Registry;
-use tokengate::cache::{AuthCache, LookupError};
+use tokengate::auth::cache::{AuthCache, LookupError};
 use tokengate::config::CacheConfig;
 use tokengate::metrics::CacheMetrics;
-use tokengate::model::{Action, TokenKind, TokenStatus};
 use tokengate::store::embedded::EmbeddedStore;
 use tokengate::store::{Store, StoreError, StoreOptions, TokenStore};
+use tokengate::token::{Action, TokenKind, TokenStatus};
 use tokengate::token::{TokenFormat, TokenId};
 
 use crate::support::{Counting, minter, new_token};
+use tokengate::store::Issue as _;
 
 struct Fixture {
     _dir: tempfile::TempDir,

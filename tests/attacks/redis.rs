@@ -3,12 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use tokengate::model::{Action, Principal, TokenKind};
+use tokengate::token::{Action, Principal, TokenKind};
 
 use crate::client::{Proto, metric, metrics, request};
 use crate::support::gate::{Gate, bearer, redis_config};
 use crate::support::upstream::Upstream;
 use crate::support::{RedisServer, minter, new_token};
+use tokengate::store::Issue as _;
 
 async fn ready(gate: &Gate) -> bool {
     request(Proto::H1, gate.admin, None, "GET", "/readyz", &[]).await.status == 200

@@ -3,12 +3,13 @@
 //! lowercase `delete` as the protected resource, so tokengate refuses them or applies the
 //! strictest rule they could match, the same over HTTP/1.1 and HTTP/2.
 
-use tokengate::model::{Principal, TokenKind};
+use tokengate::token::{Principal, TokenKind};
 
 use crate::client::{BOTH, request};
 use crate::support::gate::{Gate, bearer, embedded_config};
 use crate::support::upstream::Upstream;
 use crate::support::{minter, new_token};
+use tokengate::store::Issue as _;
 
 const ROUTES: &str = "
 routes:

@@ -5,11 +5,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use tokengate::clock::Timestamp;
-use tokengate::model::{Action, AuditAction, DisplayStatus, Principal, Token, TokenKind, TokenStatus, TransitionError};
 use tokengate::store::{Cursor, Invalidation, LastUse, ListQuery, Store, StoreError, StoreOptions};
 use tokengate::token::TokenId;
+use tokengate::token::{Action, AuditAction, DisplayStatus, Principal, Token, TokenKind, TokenStatus, TransitionError};
 
 use crate::support::{minter, new_token, token_at};
+use tokengate::store::Issue as _;
 
 /// A backend under test: how to start it and how to restart it with its data.
 pub trait Backend: Sized {
@@ -496,9 +497,9 @@ pub async fn restart_keeps_data_and_the_store_recovers<B: Backend>() {
 }
 
 pub async fn rotation_replaces_the_secret_with_an_optional_grace_period<B: Backend>() {
-    use tokengate::digest::Hasher;
+    use tokengate::auth::verify::{Rejection, check};
     use tokengate::token::TokenFormat;
-    use tokengate::verify::{Rejection, check};
+    use tokengate::token::digest::Hasher;
 
     let b = started::<B>().await;
     let store = b.store();
@@ -549,9 +550,9 @@ pub async fn rotation_replaces_the_secret_with_an_optional_grace_period<B: Backe
 /// one is told the token changed meanwhile (nothing is overwritten), and the winner's secret is
 /// the one that works.
 pub async fn concurrent_rotations_have_exactly_one_winner<B: Backend>() {
-    use tokengate::digest::Hasher;
+    use tokengate::auth::verify::check;
     use tokengate::token::TokenFormat;
-    use tokengate::verify::check;
+    use tokengate::token::digest::Hasher;
 
     let b = started::<B>().await;
     let store = b.store();

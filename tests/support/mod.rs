@@ -14,18 +14,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokengate::model::{Action, AuditEvent, Principal};
 use tokengate::store::embedded::EmbeddedStore;
 use tokengate::store::{Invalidation, LastUse, ListQuery, Page, StoreError, TokenStore};
 use tokengate::token::TokenId;
+use tokengate::token::{Action, AuditEvent, Principal};
 use tokio::sync::broadcast;
 
 use tokengate::clock::Timestamp;
 use tokengate::config::RedisConfig;
-use tokengate::digest::Hasher;
-use tokengate::mint::{Minter, NewToken};
-use tokengate::model::{Token, TokenKind};
+use tokengate::token::digest::Hasher;
+use tokengate::token::mint::{Minter, NewToken};
 use tokengate::token::{SecretToken, TokenFormat};
+use tokengate::token::{Token, TokenKind};
 
 /// A `redis-server` child process on a free loopback port (never 6379), with its data in a
 /// temporary directory. Appends every write to its AOF with fsync, so a kill and restart keeps
@@ -281,8 +281,8 @@ impl TokenStore for Counting {
     async fn rotate(
         &self,
         id: &TokenId,
-        expected: &tokengate::digest::TokenDigest,
-        digest: &tokengate::digest::TokenDigest,
+        expected: &tokengate::token::digest::TokenDigest,
+        digest: &tokengate::token::digest::TokenDigest,
         grace_until: Option<Timestamp>,
         actor: &str,
     ) -> Result<Token, StoreError> {

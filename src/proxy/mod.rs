@@ -6,7 +6,7 @@
 //!    (RFC 9112 §6.3: `Content-Length` with `Transfer-Encoding`, a transfer coding other than
 //!    exactly `chunked`, or two `Host` headers): 400 and the connection is closed, so nothing
 //!    the client meant as a second request can reach the upstream's keep-alive connection;
-//! 1. normalize the path once ([`crate::path`]); the rules and the upstream both see the result;
+//! 1. normalize the path once ([`crate::policy::path`]); the rules and the upstream both see the result;
 //! 2. refuse malformed credentials (two `Authorization` headers, an empty token, a token in the
 //!    query string) and find the first matching route rule;
 //! 3. unless the rule is public: parse the token (no store access for garbage), look it up
@@ -17,6 +17,9 @@
 //! 6. forward with streaming bodies; upgrades (WebSocket) become tracked tunnels.
 //!
 //! Every failure is a [`Failure`], turned into a response in one place ([`crate::responses`]).
+
+pub mod headers;
+pub mod recorder;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,18 +37,18 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio_util::task::TaskTracker;
 
+use crate::auth::limiter::FailureLimiter;
 use crate::auth::{self, AuthError, Authenticated, Authenticator};
 use crate::clock::Timestamp;
 use crate::config::{Config, ProxyConfig};
-use crate::headers::{self, Identity, IdentityHeaders};
-use crate::limiter::FailureLimiter;
 use crate::metrics::{Outcome, ProxyMetrics};
-use crate::path::PathError;
-use crate::recorder::Recorder;
+use crate::net::server::ConnInfo;
+use crate::policy::path::PathError;
+use crate::policy::routes::RouteTable;
+use crate::proxy::recorder::Recorder;
 use crate::responses::Failure;
-use crate::routes::RouteTable;
-use crate::server::ConnInfo;
 use crate::token::TokenFormat;
+use headers::{Identity, IdentityHeaders};
 
 /// Response bodies: the upstream's, streamed, or one of ours.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
@@ -105,7 +108,7 @@ fn path_problem(e: PathError) -> &'static str {
 
 /// The 429 for a client over its failed-authentication limit.
 fn throttled(client: IpAddr, wait: std::time::Duration) -> Failure {
-    tracing::info!(client = %crate::limiter::counted_as(client), "too many failed authentications; refusing");
+    tracing::info!(client = %crate::auth::limiter::counted_as(client), "too many failed authentications; refusing");
     Failure::TooManyFailures(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
 }
 
@@ -152,7 +155,7 @@ impl Proxy {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(config.proxy.upstream_connect_timeout));
         http.set_nodelay(true);
-        let https = crate::tls::client_connector(http);
+        let https = crate::net::tls::client_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.proxy.upstream_idle_timeout)
             .pool_timer(TokioTimer::new())
@@ -205,8 +208,9 @@ impl Inner {
         if parts.method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
             return Err(Failure::InvalidRequest("the method must be upper case"));
         }
-        let path = crate::path::normalize(parts.uri.path()).map_err(|e| Failure::InvalidRequest(path_problem(e)))?;
-        let rule_path = crate::path::rule_path(&path, self.config.allow_path_parameters)
+        let path =
+            crate::policy::path::normalize(parts.uri.path()).map_err(|e| Failure::InvalidRequest(path_problem(e)))?;
+        let rule_path = crate::policy::path::rule_path(&path, self.config.allow_path_parameters)
             .map_err(|e| Failure::InvalidRequest(path_problem(e)))?;
         let query = parts.uri.query();
         let bearer = auth::bearer(&parts.headers, query)?;
@@ -309,7 +313,7 @@ impl Inner {
 
     /// Authenticates the bearer token (the rule's requirements are checked by the caller).
     /// Failures are charged to the client's address; over its limit, a request that fails or
-    /// would need the store gets 429 instead (see [`crate::limiter`]).
+    /// would need the store gets 429 instead (see [`crate::auth::limiter`]).
     async fn authenticate(&self, bearer: Option<&str>, client: IpAddr) -> Result<Authenticated, Failure> {
         let started = Instant::now();
         let raw = bearer.ok_or(Failure::MissingCredentials)?;

@@ -71,7 +71,7 @@ impl Notifier {
         let Some(secret) = config.secret.as_ref().filter(|_| !config.webhooks.is_empty()) else {
             return (Self { tx: None, metrics }, NotifierTask { handle: None });
         };
-        let https = crate::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new());
+        let https = crate::net::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new());
         let delivery = Arc::new(Delivery {
             client: Client::builder(TokioExecutor::new()).build(https),
             urls: config.webhooks.clone(),

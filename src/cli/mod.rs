@@ -1,5 +1,8 @@
 //! The command line: `tokengate serve`, `check-config`, and `token ...` (the admin API client).
 
+pub mod client;
+pub mod demo;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};

@@ -20,8 +20,9 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::config::Config;
-use crate::mint::{Minter, NewToken};
-use crate::model::{Principal, TokenKind};
+use crate::store::Issue;
+use crate::token::mint::{Minter, NewToken};
+use crate::token::{Principal, TokenKind};
 use crate::token::{TokenFormat, TokenId};
 
 /// Answers every request with what it received, as JSON.
@@ -89,7 +90,7 @@ pub async fn run(
     store.put_principal(&demo).await?;
     let minter = Minter::new(
         app.config().tokens.format.clone(),
-        crate::digest::Hasher::new(app.config().tokens.pepper.as_ref()),
+        crate::token::digest::Hasher::new(app.config().tokens.pepper.as_ref()),
     );
     let request = NewToken {
         kind: TokenKind::Personal,

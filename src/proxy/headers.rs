@@ -17,9 +17,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::config::XForwarded;
-use crate::model::TokenKind;
-use crate::scope::Scope;
+use crate::policy::scope::Scope;
 use crate::token::TokenId;
+use crate::token::TokenKind;
 
 /// Bytes that are encoded in injected header values (non-ASCII is always encoded).
 const UNSAFE: &AsciiSet = &CONTROLS.add(b' ').add(b'%').add(b',').add(b'"');

@@ -5,8 +5,12 @@
 //!   two `Authorization` headers, an empty token, or a token in the query string
 //!   (`access_token=`) is malformed (400). Another scheme counts as no bearer credential (401).
 //! - The token is parsed and checksum-checked before any cache or store access.
-//! - The decision is made on every request from the cached records ([`crate::verify::check`]):
+//! - The decision is made on every request from the cached records ([`crate::auth::verify::check`]):
 //!   digest (constant time), status, expiry, and for personal tokens the owner's current roles.
+
+pub mod cache;
+pub mod limiter;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +18,14 @@ use std::time::Duration;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use crate::cache::{AuthCache, LookupError};
+use crate::auth::cache::{AuthCache, LookupError};
+use crate::auth::verify::{Rejection, check};
 use crate::clock::Timestamp;
-use crate::digest::Hasher;
-use crate::model::{Principal, Token, TokenKind};
 use crate::responses::Failure;
 use crate::store::StoreError;
 use crate::token::TokenFormat;
-use crate::verify::{Rejection, check};
+use crate::token::digest::Hasher;
+use crate::token::{Principal, Token, TokenKind};
 
 /// Finds the bearer token in a request. `Ok(None)` when there is none.
 pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&str>) -> Result<Option<&'a str>, Failure> {

@@ -16,7 +16,7 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::model::TokenKind;
+use serde::{Deserialize, Serialize};
 
 /// The base62 alphabet, in ascending order of value.
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -33,6 +33,24 @@ const DISPLAY_ID_CHARS: usize = 8;
 
 /// Why a presented string is not a well-formed token. The variants exist for logs and metrics;
 /// clients only ever see one generic message.
+/// Whose token it is: a person's, or an organization's (outliving its creator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Personal,
+    Organization,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Personal => "personal",
+            Self::Organization => "organization",
+        }
+    }
+}
+
+/// The stored status of a token.
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 pub enum ParseError {
     #[error("unknown token prefix")]

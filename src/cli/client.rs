@@ -75,7 +75,7 @@ impl AdminClient {
                 "no credential: set TOKENGATE_ADMIN_KEY (operators) or TOKENGATE_TOKEN (your personal token)".into(),
             )
         })?;
-        let https = crate::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new());
+        let https = crate::net::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new());
         Ok(Self {
             base: args.admin_url.trim_end_matches('/').to_string(),
             credential,
@@ -214,7 +214,7 @@ fn encode(v: &str) -> String {
 /// `tokengate healthcheck`: succeeds when `url` answers 2xx within `timeout`.
 pub async fn healthcheck(url: &str, timeout: Duration) -> Result<(), CliError> {
     let http: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .build(crate::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new()));
+        .build(crate::net::tls::client_connector(hyper_util::client::legacy::connect::HttpConnector::new()));
     let req = http::Request::get(url)
         .body(Full::new(Bytes::new()))
         .map_err(|e| CliError::Failed(format!("invalid URL {url}: {e}")))?;

@@ -1,17 +1,13 @@
-//! Issuing tokens: a fresh secret plus the record the store keeps (digest only).
+//! Minting tokens: a fresh secret plus the record the store keeps (digest only). Nothing here
+//! stores anything: [`crate::store::Issue`] mints and stores.
 
 use std::time::Duration;
 
 use crate::clock::Timestamp;
-use crate::digest::{Hasher, TokenDigest};
-use crate::model::{Token, TokenKind, TokenStatus};
-use crate::scope::Scope;
-use crate::store::{StoreError, TokenStore};
+use crate::policy::scope::Scope;
+use crate::token::digest::{Hasher, TokenDigest};
 use crate::token::{SecretToken, TokenFormat};
-
-/// How many fresh ids to try when the store reports one as taken (71 random bits make even one
-/// retry vanishingly rare).
-const ID_ATTEMPTS: usize = 3;
+use crate::token::{Token, TokenKind, TokenStatus};
 
 /// What a new token should be.
 #[derive(Debug, Clone)]
@@ -68,18 +64,5 @@ impl Minter {
         let secret = self.format.generate_with_id(token.kind, token.id);
         let digest = self.hasher.digest(secret.expose());
         (secret, digest)
-    }
-
-    /// Mints and stores a token, drawing a new id if the store reports a collision.
-    pub async fn issue(&self, store: &dyn TokenStore, req: &NewToken) -> Result<(SecretToken, Token), StoreError> {
-        let mut attempt = 0;
-        loop {
-            let (secret, token) = self.mint(req, Timestamp::now());
-            match store.create(&token, &req.created_by).await {
-                Err(StoreError::IdTaken) if attempt + 1 < ID_ATTEMPTS => attempt += 1,
-                Err(e) => return Err(e),
-                Ok(()) => return Ok((secret, token)),
-            }
-        }
     }
 }

@@ -1,4 +1,9 @@
-//! The data model: tokens, their lifecycle, principals and audit events.
+//! The token model: records, their lifecycle, principals and audit events ([`Token`],
+//! [`Action`], [`Principal`], [`AuditEvent`]); the wire format ([`format`]: generate, parse,
+//! checksum, masked display); digests ([`digest`]); minting ([`mint`]).
+//!
+//! May use: [`crate::policy::scope`] and [`crate::clock`]. Pure: no I/O, no store, proxy, admin or
+//! config types.
 //!
 //! Lifecycle rules live here, once, and both store backends apply them:
 //!
@@ -14,31 +19,21 @@
 //! A transition to the state a token is already in is a no-op, not an error, so retries are safe.
 //! "Expired" is not stored: it is derived from `expires_at` when a token is shown or used.
 
+pub mod digest;
+pub mod format;
+pub mod mint;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::clock::Timestamp;
-use crate::digest::TokenDigest;
-use crate::scope::Scope;
-use crate::token::TokenId;
+use crate::policy::scope::Scope;
+use crate::token::digest::TokenDigest;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenKind {
-    Personal,
-    Organization,
-}
+pub use format::{
+    BODY_LEN, ID_LEN, ParseError, ParsedToken, PrefixError, SecretToken, TokenFormat, TokenId, TokenKind,
+};
 
-impl TokenKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Personal => "personal",
-            Self::Organization => "organization",
-        }
-    }
-}
-
-/// The stored status of a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenStatus {
@@ -354,7 +349,7 @@ mod tests {
             scopes: vec![],
             last_used_at: None,
             last_used_from: None,
-            digest: crate::digest::Hasher::new(None).digest("x"),
+            digest: crate::token::digest::Hasher::new(None).digest("x"),
             previous: None,
         }
     }

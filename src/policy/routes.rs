@@ -1,6 +1,6 @@
 //! Route rules: which requests are public and which roles or scopes the rest need.
 //!
-//! Rules are checked in order against the *normalized* path ([`crate::path`]); the first match
+//! Rules are checked in order against the *normalized* path ([`crate::policy::path`]); the first match
 //! wins and no match means "any valid token". A rule's `path` is either
 //!
 //! - a prefix on segment boundaries: `/api` matches `/api`, `/api/` and `/api/x`, not `/apix`;
@@ -16,7 +16,7 @@
 
 use thiserror::Error;
 
-use crate::scope::Scope;
+use crate::policy::scope::Scope;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -290,7 +290,7 @@ fn parse_path(path: &str) -> Result<PathMatcher, String> {
         return Err(format!("{path:?}: '*' and '**' must be whole segments"));
     }
     let literal = path.replace("**", "x").replace('*', "x");
-    match crate::path::normalize(&literal) {
+    match crate::policy::path::normalize(&literal) {
         Ok(n) if n == literal || (!is_pattern && n.trim_end_matches('/') == literal.trim_end_matches('/')) => {}
         _ => {
             return Err(format!(

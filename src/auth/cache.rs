@@ -43,9 +43,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::CacheConfig;
 use crate::metrics::CacheMetrics;
-use crate::model::{Principal, Token};
 use crate::store::{Invalidation, Store, StoreError};
 use crate::token::TokenId;
+use crate::token::{Principal, Token};
 
 /// After a failed store call, how long cached records are served without trying the store.
 pub const STORE_BACKOFF: Duration = Duration::from_secs(1);

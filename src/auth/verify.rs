@@ -7,10 +7,10 @@
 use thiserror::Error;
 
 use crate::clock::Timestamp;
-use crate::digest::Hasher;
-use crate::model::{Token, TokenStatus};
 use crate::store::{Store, StoreError};
+use crate::token::digest::Hasher;
 use crate::token::{ParseError, ParsedToken, TokenFormat};
+use crate::token::{Token, TokenStatus};
 
 /// Why a presented token is refused. Clients see one generic message; the variant goes to logs
 /// and metrics with the token id.
