@@ -30,7 +30,6 @@ pub mod metrics;
 pub mod net;
 pub mod policy;
 pub mod proxy;
-pub mod responses;
 pub mod shutdown;
 pub mod store;
 pub mod token;

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
+use crate::admin::error::ApiError;
 use crate::auth::{self, AuthError, Authenticator};
 use crate::clock::Timestamp;
 use crate::config::AdminKeys;
 use crate::policy::scope::Scope;
-use crate::responses::ApiError;
 use crate::token::{Principal, Token, TokenKind};
 
 /// The role that makes a person an administrator of their organization's tokens.

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -22,11 +22,12 @@ use serde::de::DeserializeOwned;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::access::Caller;
+use crate::admin::error::ApiError;
 use crate::admin::webhook::{Notifier, TokenCreated};
 use crate::clock::Timestamp;
 use crate::config::Config;
+use crate::net::json::json_response;
 use crate::policy::scope::Scope;
-use crate::responses::ApiError;
 use crate::store::{Cursor, Issue, ListQuery, Store};
 use crate::token::mint::{Minter, NewToken};
 use crate::token::{Action, AuditEvent, DisplayStatus, Principal, Token, TokenKind, valid_subject_id};
@@ -46,14 +47,6 @@ pub struct Api {
     pub minter: Minter,
     pub config: std::sync::Arc<Config>,
     pub notifier: Notifier,
-}
-
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
 }
 
 /// A request's query string, percent-decoded once (`application/x-www-form-urlencoded`).
@@ -546,7 +539,7 @@ impl Api {
                     .get_principal(id)
                     .await?
                     .ok_or_else(|| ApiError::NotFound("no such principal".into()))?;
-                Ok(json_response(StatusCode::OK, &serde_json::to_value(&p).expect("principals serialize")))
+                Ok(json_response(StatusCode::OK, &p))
             }
             _ if !caller.is_operator() => Err(ApiError::Forbidden("only operators manage principals".into())),
             Method::PUT => {
@@ -561,7 +554,7 @@ impl Api {
                 validate_roles("roles", &roles, &self.config)?;
                 let p = Principal { id: id.to_string(), display_name, org: req.org, roles };
                 self.store.put_principal(&p).await?;
-                Ok(json_response(StatusCode::OK, &serde_json::to_value(&p).expect("principals serialize")))
+                Ok(json_response(StatusCode::OK, &p))
             }
             _ => {
                 read_json::<Empty>(headers, body, self.config.admin.max_body_bytes).await?;

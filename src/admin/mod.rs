@@ -23,6 +23,7 @@
 
 pub mod access;
 pub mod api;
+pub mod error;
 mod ui;
 pub mod webhook;
 
@@ -31,15 +32,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, HeaderValue, ORIGIN};
+use http::header::{CONTENT_TYPE, HOST, HeaderValue, ORIGIN};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use prometheus::Registry;
 
+use crate::admin::error::ApiError;
 use crate::auth::Authenticator;
+use crate::net::json::json_response;
 use crate::net::server::ConnInfo;
-use crate::responses::ApiError;
 use crate::store::Store;
 use access::Caller;
 use api::Api;
@@ -61,14 +63,6 @@ struct Inner {
     api: Api,
     /// Permits for `/v1` calls in progress.
     calls: tokio::sync::Semaphore,
-}
-
-fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
 }
 
 /// Whether a state-changing request comes from another site.
@@ -107,7 +101,14 @@ impl Admin {
     pub async fn handle(&self, req: Request<Incoming>, _conn: ConnInfo) -> Response<Full<Bytes>> {
         match self.route(req).await {
             Ok(r) => r,
-            Err(e) => e.response(),
+            Err(e) => {
+                match &e {
+                    ApiError::StoreUnavailable(reason) => tracing::warn!(%reason, "token store unavailable"),
+                    ApiError::StoreCorrupt(reason) => tracing::error!(%reason, "corrupt record in the token store"),
+                    _ => {}
+                }
+                e.response()
+            }
         }
     }
 
@@ -137,7 +138,7 @@ impl Admin {
                 ["healthz" | "readyz" | "metrics" | ""] | ["assets", _] => Err(ApiError::MethodNotAllowed("GET, HEAD")),
                 _ => Err(ApiError::NotFound("no such endpoint".into())),
             },
-            ["healthz"] => Ok(json(StatusCode::OK, serde_json::json!({ "status": "ok" }))),
+            ["healthz"] => Ok(json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
             ["readyz"] => Ok(self.readiness().await),
             ["metrics"] => {
                 let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render(&self.inner.registry))));
@@ -153,7 +154,7 @@ impl Admin {
     async fn readiness(&self) -> Response<Full<Bytes>> {
         let store = &self.inner.store;
         if self.inner.draining.load(Ordering::Acquire) {
-            return json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "draining" }));
+            return json_response(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({ "status": "draining" }));
         }
         let ping = match tokio::time::timeout(READY_PING_TIMEOUT, store.ping()).await {
             Ok(Ok(())) => Ok(()),
@@ -162,10 +163,12 @@ impl Admin {
         };
         let subscribed = store.invalidations_connected();
         match (ping, subscribed) {
-            (Ok(()), true) => json(StatusCode::OK, serde_json::json!({ "status": "ready", "store": store.backend() })),
-            (ping, subscribed) => json(
+            (Ok(()), true) => {
+                json_response(StatusCode::OK, &serde_json::json!({ "status": "ready", "store": store.backend() }))
+            }
+            (ping, subscribed) => json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({
+                &serde_json::json!({
                     "status": "unavailable",
                     "store": store.backend(),
                     "store_error": ping.err(),

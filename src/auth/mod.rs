@@ -21,7 +21,7 @@ use http::header::AUTHORIZATION;
 use crate::auth::cache::{AuthCache, LookupError};
 use crate::auth::verify::{Rejection, check};
 use crate::clock::Timestamp;
-use crate::responses::Failure;
+use crate::proxy::failure::Failure;
 use crate::store::StoreError;
 use crate::token::TokenFormat;
 use crate::token::digest::Hasher;

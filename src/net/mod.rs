@@ -4,5 +4,6 @@
 //!
 //! May use: nothing else in the crate (it is handed what it serves).
 
+pub mod json;
 pub mod server;
 pub mod tls;

@@ -16,8 +16,9 @@
 //! 5. note the token's use for the last-used recorder (never waits);
 //! 6. forward with streaming bodies; upgrades (WebSocket) become tracked tunnels.
 //!
-//! Every failure is a [`Failure`], turned into a response in one place ([`crate::responses`]).
+//! Every failure is a [`Failure`], turned into a response in one place ([`failure`]).
 
+pub mod failure;
 pub mod headers;
 pub mod recorder;
 
@@ -46,8 +47,8 @@ use crate::net::server::ConnInfo;
 use crate::policy::path::PathError;
 use crate::policy::routes::RouteTable;
 use crate::proxy::recorder::Recorder;
-use crate::responses::Failure;
 use crate::token::TokenFormat;
+use failure::Failure;
 use headers::{Identity, IdentityHeaders};
 
 /// Response bodies: the upstream's, streamed, or one of ours.

@@ -1,5 +1,4 @@
-//! The one place that turns a failure into an HTTP response: [`Failure`] for the data path,
-//! [`ApiError`] for the admin API.
+//! The data path's failures and the one place that turns them into HTTP responses.
 //!
 //! | failure               | status | `WWW-Authenticate`                                      |
 //! |-----------------------|--------|---------------------------------------------------------|
@@ -19,14 +18,12 @@
 //! to logs and metrics by token id.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{CONNECTION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use crate::metrics::Outcome;
-
-/// Seconds a client is asked to wait when the store is unreachable.
-pub const RETRY_AFTER_SECS: u64 = 2;
+use crate::net::json::{RETRY_AFTER_SECS, json_response};
 
 const INVALID_TOKEN_TEXT: &str = "The access token is invalid, expired or revoked.";
 
@@ -109,12 +106,9 @@ impl Failure {
     /// The complete response.
     pub fn response(self) -> Response<Full<Bytes>> {
         let (code, text) = self.code_and_text();
-        let body = serde_json::json!({ "error": code, "error_description": text }).to_string();
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = self.status();
+        let mut response =
+            json_response(self.status(), &serde_json::json!({ "error": code, "error_description": text }));
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(value) = self.www_authenticate() {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_str(&value).expect("static texts are header-safe"));
         }
@@ -134,125 +128,13 @@ impl Failure {
     }
 }
 
-/// An admin API failure. Bodies are `{"error": {"code": ..., "message": ..., "field": ...}}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiError {
-    /// Bad JSON, an unknown field or a bad value; `field` names it when there is one.
-    BadRequest {
-        field: Option<String>,
-        message: String,
-    },
-    Unauthorized,
-    Forbidden(String),
-    NotFound(String),
-    /// A well-formed request field names something that does not exist (e.g. a token's owner).
-    Missing {
-        field: String,
-        message: String,
-    },
-    /// The value of the `Allow` header.
-    MethodNotAllowed(&'static str),
-    Conflict(String),
-    PayloadTooLarge(usize),
-    UnsupportedMediaType,
-    Unavailable,
-    /// Too many API calls in progress (`admin.max_concurrent_calls`).
-    Busy,
-    Internal,
-}
-
-impl ApiError {
-    pub fn bad(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::BadRequest { field: Some(field.into()), message: message.into() }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) | Self::Missing { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    pub fn response(&self) -> Response<Full<Bytes>> {
-        let (code, message, field) = match self {
-            Self::BadRequest { field, message } => ("bad_request", message.clone(), field.clone()),
-            Self::Unauthorized => ("unauthorized", "an admin key or a personal token is required".into(), None),
-            Self::Forbidden(m) => ("forbidden", m.clone(), None),
-            Self::NotFound(m) => ("not_found", m.clone(), None),
-            Self::Missing { field, message } => ("not_found", message.clone(), Some(field.clone())),
-            Self::MethodNotAllowed(allow) => ("method_not_allowed", format!("allowed methods: {allow}"), None),
-            Self::Conflict(m) => ("conflict", m.clone(), None),
-            Self::PayloadTooLarge(max) => ("payload_too_large", format!("the request body is over {max} bytes"), None),
-            Self::UnsupportedMediaType => {
-                ("unsupported_media_type", "send a JSON body with Content-Type: application/json".into(), None)
-            }
-            Self::Unavailable => ("unavailable", "the token store is unavailable; retry shortly".into(), None),
-            Self::Busy => ("unavailable", "too many admin API calls in progress; retry shortly".into(), None),
-            Self::Internal => ("internal", "internal error".into(), None),
-        };
-        let mut error = serde_json::json!({ "code": code, "message": message });
-        if let Some(field) = field {
-            error["field"] = field.into();
-        }
-        let mut response = Response::new(Full::new(Bytes::from(serde_json::json!({ "error": error }).to_string())));
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        match self {
-            Self::Unauthorized => {
-                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="tokengate-admin""#));
-            }
-            Self::MethodNotAllowed(allow) => {
-                headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
-            }
-            Self::Unavailable | Self::Busy => {
-                headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            }
-            _ => {}
-        }
-        response
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError;
-        use crate::token::TransitionError;
-        match e {
-            StoreError::NotFound => Self::NotFound("no such token".into()),
-            StoreError::IdTaken => Self::Conflict("token id already in use".into()),
-            StoreError::Transition(TransitionError::RestoreDisabled) => Self::Forbidden(e.to_string()),
-            StoreError::Transition(t @ TransitionError::Conflict { .. }) => Self::Conflict(t.to_string()),
-            StoreError::NotRevoked(_) | StoreError::RotateRevoked | StoreError::RotatedMeanwhile => {
-                Self::Conflict(e.to_string())
-            }
-            StoreError::InvalidCursor => Self::bad("cursor", "invalid cursor"),
-            StoreError::Unavailable(reason) => {
-                tracing::warn!(%reason, "token store unavailable");
-                Self::Unavailable
-            }
-            StoreError::Corrupt(reason) => {
-                tracing::error!(%reason, "corrupt record in the token store");
-                Self::Internal
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
+    use crate::admin::error::ApiError;
+    use http::header::{CONTENT_TYPE, RETRY_AFTER};
 
     async fn parts(f: Failure) -> (StatusCode, Option<String>, Option<String>, serde_json::Value) {
         let r: Response<Full<Bytes>> = f.response();
