@@ -15,6 +15,7 @@
 mod support;
 
 mod client;
+mod differential;
 mod flood;
 mod races;
 mod redis;
