@@ -9,13 +9,17 @@
 # crashes, panics, times out or runs out of memory; the input is saved under
 # fuzz/artifacts/<target>/. Ends with one line per target: runs, corpus files, seconds.
 #
-# Sanitizer: none. The toolchain is stable; AddressSanitizer needs `-Zsanitizer` (nightly, or
-# RUSTC_BOOTSTRAP=1) and the crate forbids unsafe code, so the instrumentation for coverage is
-# what matters. Set FUZZ_SANITIZER=address to try it anyway (needs RUSTC_BOOTSTRAP=1).
+# Sanitizer: none by default. The toolchain is stable, where AddressSanitizer (`-Zsanitizer`)
+# only works with RUSTC_BOOTSTRAP=1; tokengate forbids unsafe code, so what the runs need is the
+# coverage instrumentation, which works on stable as is. FUZZ_SANITIZER=address runs under ASan
+# (this script then sets RUSTC_BOOTSTRAP=1; the first build takes as long as a cold one).
 set -euo pipefail
 
 seconds="${1:-60}"
 sanitizer="${FUZZ_SANITIZER:-none}"
+if [ "$sanitizer" != none ]; then
+    export RUSTC_BOOTSTRAP=1
+fi
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root/fuzz"
 
