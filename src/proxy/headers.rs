@@ -60,9 +60,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        // Bytes, not `to_str`: a non-ASCII byte anywhere in the value must not keep the names
+        // it lists (found by the `header_hygiene` fuzz target).
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
@@ -263,6 +264,19 @@ mod tests {
         assert_eq!(m["x-auth-org"], "acme");
         assert_eq!(m["x-auth-roles"], "viewer,admin");
         assert_eq!(m["x-auth-scopes"], "env:prod,deployment:a@prod");
+    }
+
+    #[test]
+    fn connection_names_are_removed_whatever_else_the_value_holds() {
+        let mut m = HeaderMap::new();
+        m.append(header::CONNECTION, HeaderValue::from_bytes(b"x-secret, \xff").unwrap());
+        m.append(header::CONNECTION, HeaderValue::from_bytes(b"caf\xc3\xa9,\tx-other\t").unwrap());
+        m.append("x-secret", HeaderValue::from_static("1"));
+        m.append("x-other", HeaderValue::from_static("2"));
+        m.append("accept", HeaderValue::from_static("*/*"));
+        remove_hop_by_hop(&mut m);
+        let left: Vec<&str> = m.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["accept"]);
     }
 
     #[test]

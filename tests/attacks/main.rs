@@ -6,6 +6,7 @@
 //! |-------------|---------------------------------------------------------------------------|
 //! | `connections` | idle and silent sockets, partial heads and prefaces, the connection limits, ambiguous framing, header counts |
 //! | `routes`    | walking around route rules: path parameters, letter case, method case     |
+//! | `differential` | nasty request lines: the path and method the rules saw are what the upstream got |
 //! | `flood`     | random well-formed tokens to exhaust the store; a real token keeps working |
 //! | `races`     | invalidations racing fetches; raced entries served stale during an outage |
 //! | `redis`     | a flapping, severed or paused invalidation channel / store                |
@@ -17,6 +18,7 @@ mod support;
 
 mod client;
 mod connections;
+mod differential;
 mod flood;
 mod races;
 mod redis;
