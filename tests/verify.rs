@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokengate::auth::verify::{Rejection, Verifier, VerifyError};
+use tokengate::auth::verify::{Rejection, check};
 use tokengate::clock::Timestamp;
 use tokengate::store::embedded::EmbeddedStore;
 use tokengate::store::{Store, StoreOptions, TokenStore};
@@ -16,6 +16,34 @@ use tokengate::token::{Action, Token, TokenKind};
 use tokengate::token::{ParseError, TokenFormat};
 
 use support::{Counting, new_token};
+
+/// The uncached decision these tests exercise: parse, one store lookup, [`check`].
+#[derive(Clone)]
+struct Verifier {
+    format: TokenFormat,
+    hasher: Hasher,
+    store: Store,
+}
+
+#[derive(Debug)]
+enum VerifyError {
+    Rejected(Rejection),
+    #[allow(dead_code)] // shown by Debug in a failed assertion
+    Store(tokengate::store::StoreError),
+}
+
+impl Verifier {
+    fn new(format: TokenFormat, hasher: Hasher, store: Store) -> Self {
+        Self { format, hasher, store }
+    }
+
+    async fn verify(&self, presented: &str, now: Timestamp) -> Result<Token, VerifyError> {
+        let parsed = self.format.parse(presented).map_err(|e| VerifyError::Rejected(Rejection::Malformed(e)))?;
+        let record = self.store.get(&parsed.id).await.map_err(VerifyError::Store)?;
+        check(&self.hasher, &parsed, record.as_ref(), now).map_err(VerifyError::Rejected)?;
+        Ok(record.expect("check refuses a missing record"))
+    }
+}
 use tokengate::store::Issue as _;
 
 struct Fixture {

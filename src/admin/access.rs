@@ -49,7 +49,7 @@ impl Caller {
         }
         let authenticated = match auth.authenticate(presented, Timestamp::now(), || Ok(())).await {
             Ok(a) => a,
-            Err(AuthError::Rejected(_)) => return Err(ApiError::Unauthorized),
+            Err(AuthError::Rejected { .. }) => return Err(ApiError::Unauthorized),
             Err(AuthError::Store(e)) => return Err(e.into()),
             Err(AuthError::Busy | AuthError::Refused(_)) => return Err(ApiError::Unavailable),
         };

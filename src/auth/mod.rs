@@ -1,60 +1,31 @@
-//! Authentication on the data path: find the credential in a request, then check it against the
-//! cached records.
+//! Authentication: find the credential in a request ([`credential`]), then check it against the
+//! cached records ([`Authenticator`], [`cache`]), with failed attempts limited per client
+//! address ([`limiter`]).
 //!
-//! - `Authorization: Bearer <token>`: the scheme is matched case-insensitively; a request with
-//!   two `Authorization` headers, an empty token, or a token in the query string
-//!   (`access_token=`) is malformed (400). Another scheme counts as no bearer credential (401).
 //! - The token is parsed and checksum-checked before any cache or store access.
 //! - The decision is made on every request from the cached records ([`crate::auth::verify::check`]):
 //!   digest (constant time), status, expiry, and for personal tokens the owner's current roles.
+//!
+//! May use: `store` (through the cache), `token`, `config` (its own sections), `metrics`, `clock`.
+//! Knows nothing of HTTP responses: the data path and the admin API map its errors themselves.
 
 pub mod cache;
+pub mod credential;
 pub mod limiter;
 pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderMap;
-use http::header::AUTHORIZATION;
+pub use credential::{CredentialError, bearer};
 
 use crate::auth::cache::{AuthCache, LookupError};
 use crate::auth::verify::{Rejection, check};
 use crate::clock::Timestamp;
-use crate::proxy::failure::Failure;
 use crate::store::StoreError;
-use crate::token::TokenFormat;
 use crate::token::digest::Hasher;
 use crate::token::{Principal, Token, TokenKind};
-
-/// Finds the bearer token in a request. `Ok(None)` when there is none.
-pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&str>) -> Result<Option<&'a str>, Failure> {
-    if query.is_some_and(has_access_token_param) {
-        return Err(Failure::InvalidRequest("tokens are not accepted in the query string"));
-    }
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else { return Ok(None) };
-    if values.next().is_some() {
-        return Err(Failure::InvalidRequest("multiple Authorization headers"));
-    }
-    let value = value.to_str().map_err(|_| Failure::InvalidRequest("malformed Authorization header"))?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = rest.trim_matches(' ');
-    if token.is_empty() {
-        return Err(Failure::InvalidRequest("empty bearer token"));
-    }
-    Ok(Some(token))
-}
-
-fn has_access_token_param(query: &str) -> bool {
-    query.split('&').any(|pair| {
-        let name = pair.split('=').next().unwrap_or("");
-        name.eq_ignore_ascii_case("access_token")
-    })
-}
+use crate::token::{TokenFormat, TokenId};
 
 /// A request's authenticated principal: the token and, for personal tokens, its owner.
 #[derive(Debug, Clone)]
@@ -85,7 +56,12 @@ impl Authenticated {
 /// Why authentication did not succeed.
 #[derive(Debug)]
 pub enum AuthError {
-    Rejected(Rejection),
+    /// The token is refused; `token_id` is its public id when it parsed (for logs, never
+    /// for clients).
+    Rejected {
+        reason: Rejection,
+        token_id: Option<TokenId>,
+    },
     Store(StoreError),
     /// Too many store lookups in flight.
     Busy,
@@ -128,60 +104,21 @@ impl Authenticator {
         now: Timestamp,
         admit: impl FnOnce() -> Result<(), Duration>,
     ) -> Result<Authenticated, AuthError> {
-        let parsed = self.format.parse(presented).map_err(|e| AuthError::Rejected(Rejection::Malformed(e)))?;
+        let parsed = self
+            .format
+            .parse(presented)
+            .map_err(|e| AuthError::Rejected { reason: Rejection::Malformed(e), token_id: None })?;
+        let rejected = |reason| AuthError::Rejected { reason, token_id: Some(parsed.id) };
         let token = self.cache.token_admitted(&parsed.id, admit).await?;
-        check(&self.hasher, &parsed, token.as_deref(), now).map_err(AuthError::Rejected)?;
+        check(&self.hasher, &parsed, token.as_deref(), now).map_err(rejected)?;
         let token = token.expect("check refuses a missing record");
         let owner = match token.kind {
             TokenKind::Organization => None,
             TokenKind::Personal => {
                 let owner = self.cache.principal(&token.owner).await?;
-                Some(owner.ok_or(AuthError::Rejected(Rejection::OwnerMissing))?)
+                Some(owner.ok_or_else(|| rejected(Rejection::OwnerMissing))?)
             }
         };
         Ok(Authenticated { token, owner })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use http::HeaderValue;
-
-    use super::*;
-
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn bearer_scheme_is_case_insensitive() {
-        for v in ["Bearer abc", "bearer abc", "BEARER abc", "Bearer   abc  "] {
-            assert_eq!(bearer(&headers(&[v]), None), Ok(Some("abc")), "{v}");
-        }
-    }
-
-    #[test]
-    fn missing_or_other_schemes_are_no_credential() {
-        assert_eq!(bearer(&headers(&[]), None), Ok(None));
-        assert_eq!(bearer(&headers(&["Basic dXNlcjpwYXNz"]), None), Ok(None));
-        assert_eq!(bearer(&headers(&["Bearerabc"]), None), Ok(None));
-    }
-
-    #[test]
-    fn malformed_requests_are_refused() {
-        let bad = |h: &HeaderMap, q: Option<&str>| matches!(bearer(h, q), Err(Failure::InvalidRequest(_)));
-        assert!(bad(&headers(&["Bearer a", "Bearer b"]), None));
-        assert!(bad(&headers(&["Bearer"]), None));
-        assert!(bad(&headers(&["Bearer    "]), None));
-        assert!(bad(&headers(&[]), Some("x=1&access_token=tgp_abc")));
-        assert!(bad(&headers(&["Bearer a"]), Some("ACCESS_TOKEN=x")));
-        let mut h = HeaderMap::new();
-        h.insert(AUTHORIZATION, HeaderValue::from_bytes(b"Bearer \xff").unwrap());
-        assert!(bad(&h, None));
-        assert_eq!(bearer(&headers(&["Bearer a"]), Some("token_type=x&access_tokens=1")), Ok(Some("a")));
     }
 }

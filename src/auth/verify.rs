@@ -1,15 +1,11 @@
-//! Token verification: parse, look up by id, compare the digest, check status and expiry.
-//!
-//! [`check`] is the pure decision over a record already fetched, shared by every lookup path;
-//! [`Verifier`] adds the store lookup. A string that does not parse is refused before any lookup,
-//! so garbage and typos never cost a store round trip.
+//! The token decision: [`check`] compares a parsed token with its record (digest in constant
+//! time, kind, status, expiry), the same for every lookup path; [`Rejection`] says why not.
 
 use thiserror::Error;
 
 use crate::clock::Timestamp;
-use crate::store::{Store, StoreError};
 use crate::token::digest::Hasher;
-use crate::token::{ParseError, ParsedToken, TokenFormat};
+use crate::token::{ParseError, ParsedToken};
 use crate::token::{Token, TokenStatus};
 
 /// Why a presented token is refused. Clients see one generic message; the variant goes to logs
@@ -47,14 +43,6 @@ impl Rejection {
     }
 }
 
-#[derive(Debug, Error)]
-pub enum VerifyError {
-    #[error(transparent)]
-    Rejected(#[from] Rejection),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// Decides whether `presented` is a usable token given its stored `record`.
 pub fn check(
     hasher: &Hasher,
@@ -75,26 +63,5 @@ pub fn check(
         TokenStatus::Suspended => Err(Rejection::Suspended),
         TokenStatus::Active if record.is_expired(now) => Err(Rejection::Expired),
         TokenStatus::Active => Ok(()),
-    }
-}
-
-/// Verifies tokens directly against the store (no cache).
-#[derive(Clone)]
-pub struct Verifier {
-    format: TokenFormat,
-    hasher: Hasher,
-    store: Store,
-}
-
-impl Verifier {
-    pub fn new(format: TokenFormat, hasher: Hasher, store: Store) -> Self {
-        Self { format, hasher, store }
-    }
-
-    pub async fn verify(&self, presented: &str, now: Timestamp) -> Result<Token, VerifyError> {
-        let parsed = self.format.parse(presented).map_err(Rejection::Malformed)?;
-        let record = self.store.get(&parsed.id).await?;
-        check(&self.hasher, &parsed, record.as_ref(), now)?;
-        Ok(record.expect("check refuses a missing record"))
     }
 }
