@@ -1,9 +1,11 @@
 //! Listeners: serving HTTP/1.1 and HTTP/2 (ALPN over TLS, or h2c with prior knowledge) on a
-//! `TcpListener` that is passed in, with connection limits, per-connection deadlines and a
-//! graceful drain ([`server`]), and rustls configurations from PEM files ([`tls`]).
+//! `TcpListener` that is passed in, with a graceful drain ([`server`]); each connection's
+//! deadlines and the connection limit that sheds idle connections (`conn`); rustls
+//! configurations from PEM files ([`tls`]); the one JSON response builder ([`json`]).
 //!
 //! May use: nothing else in the crate (it is handed what it serves).
 
+mod conn;
 pub mod json;
 pub mod server;
 pub mod tls;
