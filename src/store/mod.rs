@@ -7,7 +7,10 @@
 //!
 //! Both apply the lifecycle rules of [`crate::token`], append an audit event in the same atomic
 //! step as each change, never reuse a token id, and pass one conformance suite
-//! (`tests/conformance`).
+//! (`tests/conformance`). [`Issue`] mints and stores a token in one call.
+//!
+//! May use: `token` (the records it stores), `config` (its own section), `clock`. Never `auth`,
+//! `proxy`, `admin` or `cli`.
 
 pub mod embedded;
 mod index;

@@ -18,7 +18,7 @@
 //!
 //! `st`, `lu` and `lf` take precedence over the same fields inside `rec`. Creation, transitions,
 //! rotation, deletion and principal deletion (which revokes the principal's personal tokens,
-//! walking `own:<id>`) are Lua scripts (`src/store/lua/`) that check, write, append the audit
+//! walking `own:<id>`) are Lua scripts (`src/store/redis/lua/`) that check, write, append the audit
 //! events and publish the invalidations in one atomic step.
 //!
 //! The command connection is a [`ConnectionManager`] created lazily, so tokengate starts while
@@ -26,13 +26,21 @@
 //! connection in a background task that pings it, resubscribes after any failure and emits
 //! [`Invalidation::All`] whenever messages may have been missed. The task stops when the store
 //! is dropped.
+//!
+//! This file is one trait implementation (every store operation against the schema above) and
+//! stays together for that reason; key naming is in `keys`, the subscription in `subscription`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+mod keys;
+mod subscription;
+
+use keys::Keys;
+use subscription::subscribe_forever;
+
 use async_trait::async_trait;
-use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, ScriptInvocation};
 use tokio::sync::broadcast;
@@ -46,11 +54,6 @@ use crate::token::TokenId;
 use crate::token::digest::TokenDigest;
 use crate::token::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
 
-/// How often the subscription connection is pinged, and how long an answer may take: a dead
-/// subscription is noticed (and the cache flushed) within twice this.
-const SUBSCRIPTION_PING: Duration = Duration::from_secs(1);
-/// Largest backoff between resubscription attempts.
-const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
 /// Tokens per last-used script call.
 const LAST_USED_CHUNK: usize = 500;
 
@@ -77,40 +80,6 @@ struct Scripts {
     rotate: Script,
     last_used: Script,
     delete_principal: Script,
-}
-
-/// Key names for one prefix.
-struct Keys {
-    tag: String,
-}
-
-impl Keys {
-    fn token(&self, id: &TokenId) -> String {
-        format!("{}{id}", self.token_prefix())
-    }
-    /// What every token hash key starts with (the principal deletion script derives token keys
-    /// from the owner index with it; they carry the same hash tag, so the same slot).
-    fn token_prefix(&self) -> String {
-        format!("{}:tok:", self.tag)
-    }
-    fn index(&self) -> String {
-        format!("{}:idx", self.tag)
-    }
-    fn owner_index(&self, owner: &str) -> String {
-        format!("{}:own:{owner}", self.tag)
-    }
-    fn retired(&self) -> String {
-        format!("{}:retired", self.tag)
-    }
-    fn principal(&self, id: &str) -> String {
-        format!("{}:pr:{id}", self.tag)
-    }
-    fn audit(&self) -> String {
-        format!("{}:audit", self.tag)
-    }
-    fn channel(&self) -> String {
-        format!("{}:inval", self.tag)
-    }
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -495,86 +464,5 @@ impl TokenStore for RedisStore {
 
     fn invalidations_connected(&self) -> bool {
         self.inner.connected.load(Ordering::Relaxed)
-    }
-}
-
-/// Keeps one pub/sub subscription to `channel` alive until `stop` is cancelled.
-async fn subscribe_forever(
-    client: redis::Client,
-    channel: String,
-    events: broadcast::Sender<Invalidation>,
-    connected: Arc<AtomicBool>,
-    connect_timeout: Duration,
-    stop: CancellationToken,
-) {
-    let mut delay = Duration::from_millis(50);
-    while !stop.is_cancelled() {
-        let subscribe = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        let pubsub = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = tokio::time::timeout(connect_timeout, subscribe) => r,
-        };
-        match pubsub {
-            Ok(Ok(pubsub)) => {
-                delay = Duration::from_millis(50);
-                connected.store(true, Ordering::Relaxed);
-                tracing::info!(%channel, "invalidation subscription established");
-                // Anything published while we were not subscribed is lost: start clean.
-                let _ = events.send(Invalidation::All);
-                let reason = pump(pubsub, &events, &stop).await;
-                connected.store(false, Ordering::Relaxed);
-                let _ = events.send(Invalidation::All);
-                if stop.is_cancelled() {
-                    return;
-                }
-                tracing::warn!(%channel, %reason, "invalidation subscription lost; resubscribing");
-            }
-            Ok(Err(e)) => tracing::warn!(%channel, error = %e, "cannot subscribe to invalidations"),
-            Err(_) => tracing::warn!(%channel, "subscribing to invalidations timed out"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(MAX_RESUBSCRIBE_DELAY);
-    }
-}
-
-/// Forwards messages until the connection fails, a ping goes unanswered or `stop` fires.
-async fn pump(
-    pubsub: redis::aio::PubSub,
-    events: &broadcast::Sender<Invalidation>,
-    stop: &CancellationToken,
-) -> String {
-    let (mut sink, mut stream) = pubsub.split();
-    let mut ping = tokio::time::interval(SUBSCRIPTION_PING);
-    ping.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return "stopping".into(),
-            msg = stream.next() => match msg {
-                Some(msg) => {
-                    let payload: String = msg.get_payload().unwrap_or_default();
-                    match Invalidation::decode(&payload) {
-                        Some(inv) => { let _ = events.send(inv); }
-                        None => tracing::warn!(payload = %payload.escape_debug(), "ignoring malformed invalidation message"),
-                    }
-                }
-                None => return "connection closed".into(),
-            },
-            _ = ping.tick() => {
-                // While subscribed, a RESP2 server answers PING with `["pong", ""]`, not `PONG`:
-                // take any answer as proof of life.
-                match tokio::time::timeout(SUBSCRIPTION_PING, sink.ping::<redis::Value>()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return format!("ping failed: {e}"),
-                    Err(_) => return "ping timed out".into(),
-                }
-            }
-        }
     }
 }
