@@ -773,7 +773,7 @@ fn validate_proxy(raw: raw::RawProxy, ctx: &Ctx) -> Result<ProxyConfig, ConfigEr
                 t.cert_file.ok_or_else(|| ctx.error("proxy.tls.cert_file", "required when `proxy.tls` is set"))?;
             let key = t.key_file.ok_or_else(|| ctx.error("proxy.tls.key_file", "required when `proxy.tls` is set"))?;
             let files = TlsFiles { cert_file: cert.into(), key_file: key.into() };
-            crate::net::tls::server_config(&files).map_err(|e| {
+            crate::net::tls::server_config(&files.cert_file, &files.key_file).map_err(|e| {
                 let field = match e {
                     crate::net::tls::TlsError::Key(..) => "proxy.tls.key_file",
                     _ => "proxy.tls.cert_file",
