@@ -114,7 +114,7 @@ impl App {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let tls = match &self.config.proxy.tls {
-            Some(files) => Some(TlsAcceptor::from(crate::net::tls::server_config(files)?)),
+            Some(files) => Some(TlsAcceptor::from(crate::net::tls::server_config(&files.cert_file, &files.key_file)?)),
             None => None,
         };
         let proxy_addr: SocketAddr = proxy_listener.local_addr()?;

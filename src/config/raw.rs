@@ -1,9 +1,9 @@
 //! Stage one of config loading: the YAML shape, exactly as written.
 //!
 //! Every struct denies unknown fields and every field is optional, so that parsing only checks
-//! shape; defaults and value checks belong to `validate()` in `config/mod.rs`, which knows the
-//! field paths to name in its errors. Addresses, URLs and durations stay strings here for the
-//! same reason.
+//! shape; defaults and value checks belong to stage two (`config/validate/`), which knows the field
+//! paths to name in its errors. Addresses, URLs and durations stay strings here for the same
+//! reason.
 
 use serde::Deserialize;
 

@@ -2,14 +2,13 @@
 //! HTTP/2 and HTTP/1.1), and the HTTPS-capable connector every outgoing client uses (upstream,
 //! webhooks, the CLI), verifying servers against the Mozilla roots.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
-
-use crate::config::TlsFiles;
 
 /// The connector for outgoing HTTP/1.1 requests: plain `http://`, or `https://` with the ring
 /// provider and the webpki roots.
@@ -36,17 +35,18 @@ pub enum TlsError {
     Config(String),
 }
 
-/// Loads the files and builds the server config (ring provider, TLS 1.2 and 1.3).
-pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
-    let cert_name = files.cert_file.display().to_string();
-    let key_name = files.key_file.display().to_string();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_file)
+/// Loads the certificate chain and private key (PEM files) and builds the server config (ring
+/// provider, TLS 1.2 and 1.3).
+pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let cert_name = cert_file.display().to_string();
+    let key_name = key_file.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .and_then(|it| it.collect::<Result<_, _>>())
         .map_err(|e| TlsError::Certs(cert_name.clone(), e.to_string()))?;
     if certs.is_empty() {
         return Err(TlsError::Certs(cert_name, "no CERTIFICATE block found".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|e| TlsError::Key(key_name, e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| TlsError::Key(key_name, e.to_string()))?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?

@@ -1,0 +1,147 @@
+//! Secrets: [`Secret`] (redacted in `Debug`), the operator keys ([`AdminKeys`]), and reading
+//! them, the webhook signing secret and the pepper from the environment or from files.
+
+use std::collections::BTreeMap;
+
+use super::ConfigError;
+use super::validate::Ctx;
+use crate::token::digest::Pepper;
+
+/// The environment variable holding the pepper itself (alternative to `tokens.pepper_file`).
+pub const PEPPER_ENV: &str = "TOKENGATE_PEPPER";
+/// Comma-separated operator keys (alternative to `admin.keys_file`).
+pub const ADMIN_KEYS_ENV: &str = "TOKENGATE_ADMIN_KEYS";
+/// The webhook signing secret (alternative to `notifications.secret_file`).
+pub const WEBHOOK_SECRET_ENV: &str = "TOKENGATE_WEBHOOK_SECRET";
+
+/// A secret string from the environment or a file; redacted in `Debug`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The configured operator keys.
+#[derive(Debug, Clone, Default)]
+pub struct AdminKeys(Vec<Secret>);
+
+impl AdminKeys {
+    /// Minimum key length, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    pub fn new(keys: Vec<Secret>) -> Self {
+        Self(keys)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `candidate` is one of the keys. Every key is compared, in constant time each.
+    pub fn contains(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |found, k| found | k.0.as_bytes().ct_eq(candidate.as_bytes()))
+            .into()
+    }
+}
+
+/// Reads a secret file, without its trailing newline.
+fn read_secret_file(field: &str, path: &str, ctx: &Ctx) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ctx.error(field, format!("cannot read {path}: {e}")))?;
+    Ok(text.trim_end().to_string())
+}
+
+/// The operator keys: from `TOKENGATE_ADMIN_KEYS` (comma-separated), then `admin.keys_file` (one a
+/// line, `#` starts a comment); each at least [`AdminKeys::MIN_LEN`] bytes.
+pub(super) fn admin_keys(
+    keys_file: Option<&str>,
+    env: &BTreeMap<String, String>,
+    ctx: &Ctx,
+) -> Result<AdminKeys, ConfigError> {
+    let short = |keys: &[String]| keys.iter().any(|k| k.len() < AdminKeys::MIN_LEN);
+    let too_short = format!("every admin key must be at least {} characters", AdminKeys::MIN_LEN);
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(v) = env.get(ADMIN_KEYS_ENV) {
+        keys.extend(v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
+        if short(&keys) {
+            return Err(ctx.error(ADMIN_KEYS_ENV, too_short));
+        }
+    }
+    if let Some(file) = keys_file {
+        let text = read_secret_file("admin.keys_file", file, ctx)?;
+        let from_file: Vec<String> =
+            text.lines().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('#')).map(String::from).collect();
+        if short(&from_file) {
+            return Err(ctx.error("admin.keys_file", too_short));
+        }
+        keys.extend(from_file);
+    }
+    Ok(AdminKeys::new(keys.into_iter().map(Secret).collect()))
+}
+
+/// The webhook signing secret: `TOKENGATE_WEBHOOK_SECRET` or `notifications.secret_file`, not both.
+pub(super) fn webhook_secret(
+    secret_file: Option<&str>,
+    env: &BTreeMap<String, String>,
+    ctx: &Ctx,
+) -> Result<Option<Secret>, ConfigError> {
+    match (env.get(WEBHOOK_SECRET_ENV), secret_file) {
+        (Some(_), Some(_)) => Err(ctx.error(
+            "notifications.secret_file",
+            format!("set either {WEBHOOK_SECRET_ENV} or `notifications.secret_file`, not both"),
+        )),
+        (Some(v), None) => Ok(Some(Secret(v.clone()))),
+        (None, Some(file)) => Ok(Some(Secret(read_secret_file("notifications.secret_file", file, ctx)?))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The pepper: `TOKENGATE_PEPPER` or `tokens.pepper_file` (trailing whitespace removed), not both;
+/// at least [`Pepper::MIN_LEN`] bytes.
+pub(super) fn pepper(
+    pepper_file: Option<String>,
+    env: &BTreeMap<String, String>,
+    ctx: &Ctx,
+) -> Result<Option<Pepper>, ConfigError> {
+    let pepper_bytes = match (env.get(PEPPER_ENV), pepper_file) {
+        (Some(_), Some(_)) => {
+            return Err(
+                ctx.error("tokens.pepper_file", format!("set either {PEPPER_ENV} or `tokens.pepper_file`, not both"))
+            );
+        }
+        (Some(v), None) => Some((PEPPER_ENV.to_string(), v.clone().into_bytes())),
+        (None, Some(file)) => {
+            let mut bytes = std::fs::read(&file)
+                .map_err(|e| ctx.error("tokens.pepper_file", format!("cannot read {file}: {e}")))?;
+            while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                bytes.pop();
+            }
+            Some(("tokens.pepper_file".to_string(), bytes))
+        }
+        (None, None) => None,
+    };
+    Ok(match pepper_bytes {
+        None => None,
+        Some((source, bytes)) => Some(Pepper::new(bytes).ok_or_else(|| {
+            ctx.error(
+                "tokens.pepper_file",
+                format!("the pepper from {source} must be at least {} bytes", Pepper::MIN_LEN),
+            )
+        })?),
+    })
+}
