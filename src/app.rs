@@ -23,7 +23,7 @@ use crate::auth::Authenticator;
 use crate::auth::cache::AuthCache;
 use crate::config::{Config, RuntimeConfig};
 use crate::metrics::{CacheMetrics, ProxyMetrics, RecorderMetrics, WebhookMetrics};
-use crate::net::server::{self, ServerSettings};
+use crate::net::server;
 use crate::proxy::Proxy;
 use crate::proxy::recorder::{Recorder, RecorderTask};
 use crate::store::{self, Store, StoreOptions};
@@ -119,17 +119,7 @@ impl App {
         };
         let proxy_addr: SocketAddr = proxy_listener.local_addr()?;
         let admin_addr: SocketAddr = admin_listener.local_addr()?;
-        let p = &self.config.proxy;
-        let settings = ServerSettings {
-            max_connections: p.max_connections,
-            max_header_bytes: p.max_header_bytes,
-            max_headers: p.max_headers,
-            header_read_timeout: p.header_read_timeout,
-            idle_timeout: p.idle_timeout,
-            http2_keepalive_interval: p.http2_keepalive_interval,
-            drain_timeout: self.config.shutdown.drain_timeout,
-        };
-        let admin_settings = ServerSettings { max_connections: self.config.admin.max_connections, ..settings.clone() };
+        let (settings, admin_settings) = self.config.listener_settings();
 
         let (stop_proxy, proxy_stopped) = tokio::sync::oneshot::channel::<()>();
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();

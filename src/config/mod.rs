@@ -15,7 +15,8 @@
 //! - [`validate`]: stage two, one file per section.
 //!
 //! May use: [`crate::token`] (`TokenKind`, `TokenFormat`, `digest::Pepper`), [`crate::policy`]
-//! (route rules), and [`crate::net::tls`] to check that the certificate files load. Never
+//! (route rules), and [`crate::net`] (to check that the certificate files load, and to say how
+//! its sections map onto the listeners' settings). Never
 //! `proxy`, `admin`, `auth` or `store`: they are configured from here, not the other way round.
 
 pub mod defaults;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::net::server::ServerSettings;
 use crate::policy::routes::RouteTable;
 use crate::token::TokenFormat;
 use crate::token::TokenKind;
@@ -260,6 +262,23 @@ pub struct LogConfig {
 }
 
 impl Config {
+    /// The proxy's and the admin port's listener settings: the proxy section's limits and
+    /// timeouts, the admin port with its own connection limit, both with the drain deadline.
+    pub fn listener_settings(&self) -> (ServerSettings, ServerSettings) {
+        let p = &self.proxy;
+        let proxy = ServerSettings {
+            max_connections: p.max_connections,
+            max_header_bytes: p.max_header_bytes,
+            max_headers: p.max_headers,
+            header_read_timeout: p.header_read_timeout,
+            idle_timeout: p.idle_timeout,
+            http2_keepalive_interval: p.http2_keepalive_interval,
+            drain_timeout: self.shutdown.drain_timeout,
+        };
+        let admin = ServerSettings { max_connections: self.admin.max_connections, ..proxy.clone() };
+        (proxy, admin)
+    }
+
     /// Reads and validates the file at `path` with overrides from `env`.
     pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
