@@ -119,3 +119,38 @@ impl From<crate::store::StoreError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::header::RETRY_AFTER;
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn lost_text() -> String {
+        crate::store::StoreError::RotatedMeanwhile.to_string()
+    }
+
+    #[tokio::test]
+    async fn each_api_error_is_pinned() {
+        let api = ApiError::bad("name", "must not be empty").response();
+        assert_eq!(api.status(), 400);
+        let body = api.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["field"], "name");
+        assert_eq!(ApiError::Unavailable.response().headers()[RETRY_AFTER], "2");
+        let busy = ApiError::Busy.response();
+        assert_eq!((busy.status().as_u16(), &busy.headers()[RETRY_AFTER]), (503, &HeaderValue::from_static("2")));
+        assert_eq!(ApiError::MethodNotAllowed("GET, POST").response().headers()[http::header::ALLOW], "GET, POST");
+        let lost = ApiError::from(crate::store::StoreError::RotatedMeanwhile);
+        assert_eq!((lost.status().as_u16(), &lost), (409, &ApiError::Conflict(lost_text())));
+        let missing = ApiError::Missing { field: "owner".into(), message: "no principal".into() }.response();
+        assert_eq!(missing.status(), 404);
+        let body: serde_json::Value =
+            serde_json::from_slice(&missing.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(
+            (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+            (Some("not_found"), Some("owner"))
+        );
+    }
+}

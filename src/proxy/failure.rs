@@ -133,7 +133,6 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
-    use crate::admin::error::ApiError;
     use http::header::{CONTENT_TYPE, RETRY_AFTER};
 
     async fn parts(f: Failure) -> (StatusCode, Option<String>, Option<String>, serde_json::Value) {
@@ -144,10 +143,6 @@ mod tests {
         let status = r.status();
         let body = r.into_body().collect().await.unwrap().to_bytes();
         (status, www, retry, serde_json::from_slice(&body).unwrap())
-    }
-
-    fn lost_text() -> String {
-        crate::store::StoreError::RotatedMeanwhile.to_string()
     }
 
     #[tokio::test]
@@ -179,25 +174,6 @@ mod tests {
         assert_eq!(body["error"], "too_many_requests");
         assert_eq!(parts(Failure::UpstreamUnavailable).await.0.as_u16(), 502);
         assert_eq!(parts(Failure::UpstreamTimeout).await.0.as_u16(), 504);
-        let api = ApiError::bad("name", "must not be empty").response();
-        assert_eq!(api.status(), 400);
-        let body = api.into_body().collect().await.unwrap().to_bytes();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["error"]["field"], "name");
-        assert_eq!(ApiError::Unavailable.response().headers()[RETRY_AFTER], "2");
-        let busy = ApiError::Busy.response();
-        assert_eq!((busy.status().as_u16(), &busy.headers()[RETRY_AFTER]), (503, &HeaderValue::from_static("2")));
-        assert_eq!(ApiError::MethodNotAllowed("GET, POST").response().headers()[http::header::ALLOW], "GET, POST");
-        let lost = ApiError::from(crate::store::StoreError::RotatedMeanwhile);
-        assert_eq!((lost.status().as_u16(), &lost), (409, &ApiError::Conflict(lost_text())));
-        let missing = ApiError::Missing { field: "owner".into(), message: "no principal".into() }.response();
-        assert_eq!(missing.status(), 404);
-        let body: serde_json::Value =
-            serde_json::from_slice(&missing.into_body().collect().await.unwrap().to_bytes()).unwrap();
-        assert_eq!(
-            (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
-            (Some("not_found"), Some("owner"))
-        );
         let (s, www, _, body) = parts(Failure::HeadersTooLarge).await;
         assert_eq!((s.as_u16(), www, body["error"].as_str()), (431, None, Some("headers_too_large")));
         let malformed = Failure::Malformed("both Content-Length and Transfer-Encoding").response();
