@@ -49,18 +49,15 @@ use tokio_util::task::TaskTracker;
 
 use super::conn::{Conn, InFlight, Limits, Table, Tracked, Verdict, Watchdog, Watched, millis};
 
-/// Connection-level limits and timeouts.
+/// Connection-level limits and timeouts; `config/tokengate.yaml` documents each under `proxy.*`
+/// (and `admin.max_connections`), and [`crate::config`] fills them in.
 #[derive(Debug, Clone)]
+#[allow(missing_docs)]
 pub struct ServerSettings {
     pub max_connections: usize,
     pub max_header_bytes: usize,
-    /// Most header fields in an HTTP/1 request head (hyper answers 431 beyond it).
     pub max_headers: usize,
-    /// Time from accept (or, on a keep-alive connection, from the first byte of the next
-    /// request) to a complete request head.
     pub header_read_timeout: Duration,
-    /// How long a connection with no request in flight is kept; also how long writes may stay
-    /// blocked on a client that does not read.
     pub idle_timeout: Duration,
     pub http2_keepalive_interval: Duration,
     pub drain_timeout: Duration,

@@ -160,6 +160,20 @@ impl RedisStore {
         call
     }
 
+    /// Runs the create or delete script: appends the arguments both end with (the audit limit
+    /// and the invalidation channel).
+    async fn run_indexed<T: redis::FromRedisValue>(&self, mut call: ScriptInvocation<'_>) -> Result<T, StoreError> {
+        call.arg(self.inner.options.audit_limit).arg(self.inner.keys.channel());
+        call.invoke_async(&mut self.conn()).await.map_err(unavailable)
+    }
+
+    /// Runs a script that changes one token: appends the arguments such scripts end with (the
+    /// audit limit, the invalidation channel and the token's invalidation message).
+    async fn run_token_change(&self, mut call: ScriptInvocation<'_>, id: &TokenId) -> Result<Vec<String>, StoreError> {
+        call.arg(self.inner.options.audit_limit).arg(self.inner.keys.channel()).arg(Invalidation::Token(*id).encode());
+        call.invoke_async(&mut self.conn()).await.map_err(unavailable)
+    }
+
     /// The audit event JSON for `action` on `id`, without its closing brace, token name and owner
     /// (the scripts append those from the stored record) and, when `id` is `None`, without the
     /// token id (the principal deletion script appends it per token).
@@ -202,23 +216,13 @@ impl TokenStore for RedisStore {
     }
 
     async fn create(&self, token: &Token, actor: &str) -> Result<(), StoreError> {
-        let k = &self.inner.keys;
         let index_key = Cursor::new(token.created_at, &token.id);
         let record = serde_json::to_string(token).expect("token serializes");
         let event =
             serde_json::to_string(&AuditEvent::now(token, actor, AuditAction::Create)).expect("event serializes");
-        let created: i64 = self
-            .indexed_call(&self.inner.scripts.create, &token.id, &token.owner)
-            .arg(token.id.as_str())
-            .arg(record)
-            .arg(token.status.as_str())
-            .arg(index_key.as_str())
-            .arg(event)
-            .arg(self.inner.options.audit_limit)
-            .arg(k.channel())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let mut call = self.indexed_call(&self.inner.scripts.create, &token.id, &token.owner);
+        call.arg(token.id.as_str()).arg(record).arg(token.status.as_str()).arg(index_key.as_str()).arg(event);
+        let created: i64 = self.run_indexed(call).await?;
         if created == 1 { Ok(()) } else { Err(StoreError::IdTaken) }
     }
 
@@ -285,21 +289,13 @@ impl TokenStore for RedisStore {
         }
         let k = &self.inner.keys;
         let sources: String = action.sources().iter().fold(",".to_string(), |s, st| s + st.as_str() + ",");
-        let outcome: Vec<String> = self
-            .inner
-            .scripts
-            .transition
-            .key(k.token(id))
-            .key(k.audit())
-            .arg(action.target().as_str())
-            .arg(sources)
-            .arg(Self::event_head(Some(id), actor, action.into()))
-            .arg(self.inner.options.audit_limit)
-            .arg(k.channel())
-            .arg(Invalidation::Token(*id).encode())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let mut call = self.inner.scripts.transition.prepare_invoke();
+        call.key(k.token(id)).key(k.audit()).arg(action.target().as_str()).arg(sources).arg(Self::event_head(
+            Some(id),
+            actor,
+            action.into(),
+        ));
+        let outcome = self.run_token_change(call, id).await?;
         match outcome.first().map(String::as_str) {
             Some("ok" | "same") => self.get(id).await?.ok_or(StoreError::NotFound),
             Some("missing") => Err(StoreError::NotFound),
@@ -343,21 +339,9 @@ impl TokenStore for RedisStore {
         let new_rec = serde_json::to_string(&token).expect("token serializes");
         let event =
             serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Rotate)).expect("event serializes");
-        let outcome: Vec<String> = self
-            .inner
-            .scripts
-            .rotate
-            .key(k.token(id))
-            .key(k.audit())
-            .arg(rec)
-            .arg(new_rec)
-            .arg(event)
-            .arg(self.inner.options.audit_limit)
-            .arg(k.channel())
-            .arg(Invalidation::Token(*id).encode())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let mut call = self.inner.scripts.rotate.prepare_invoke();
+        call.key(k.token(id)).key(k.audit()).arg(rec).arg(new_rec).arg(event);
+        let outcome = self.run_token_change(call, id).await?;
         match outcome.first().map(String::as_str) {
             Some("ok") => self.get(id).await?.ok_or(StoreError::NotFound),
             Some("missing") => Err(StoreError::NotFound),
@@ -372,19 +356,11 @@ impl TokenStore for RedisStore {
         if token.status != TokenStatus::Revoked {
             return Err(StoreError::NotRevoked(token.status.as_str()));
         }
-        let k = &self.inner.keys;
         let event =
             serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Delete)).expect("event serializes");
-        let outcome: Vec<String> = self
-            .indexed_call(&self.inner.scripts.delete, id, &token.owner)
-            .arg(id.as_str())
-            .arg(Cursor::new(token.created_at, id).as_str())
-            .arg(event)
-            .arg(self.inner.options.audit_limit)
-            .arg(k.channel())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let mut call = self.indexed_call(&self.inner.scripts.delete, id, &token.owner);
+        call.arg(id.as_str()).arg(Cursor::new(token.created_at, id).as_str()).arg(event);
+        let outcome: Vec<String> = self.run_indexed(call).await?;
         match outcome.first().map(String::as_str) {
             Some("ok") => Ok(token),
             Some("missing") => Err(StoreError::NotFound),
