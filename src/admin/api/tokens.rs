@@ -12,14 +12,14 @@ use super::input::{Empty, Query, dedup, not_null, read_json, subject_id, validat
 use super::{Api, DEFAULT_LIMIT, no_content};
 use crate::admin::access::Caller;
 use crate::admin::error::ApiError;
+use crate::admin::views::{TokenList, TokenView, TokenWithSecret};
 use crate::admin::webhook::TokenCreated;
 use crate::clock::Timestamp;
-use crate::config::Config;
 use crate::net::json::json_response;
 use crate::policy::scope::Scope;
 use crate::store::{Cursor, Issue, ListQuery};
 use crate::token::mint::NewToken;
-use crate::token::{Action, DisplayStatus, SecretToken, Token, TokenId, TokenKind};
+use crate::token::{Action, DisplayStatus, Token, TokenId, TokenKind};
 
 /// The largest page a list may ask for.
 const MAX_LIMIT: usize = 200;
@@ -49,32 +49,12 @@ pub(super) struct Rotate {
     grace_seconds: u64,
 }
 
-/// The token as shown by the API: never the secret or the digest.
-pub fn token_view(config: &Config, t: &Token, now: Timestamp) -> serde_json::Value {
-    serde_json::json!({
-        "id": t.id,
-        "display": config.tokens.format.display(t.kind, &t.id),
-        "name": t.name,
-        "kind": t.kind,
-        "owner": t.owner,
-        "status": t.display_status(now),
-        "roles": t.roles,
-        "scopes": t.scopes,
-        "created_at": t.created_at.to_rfc3339(),
-        "created_by": t.created_by,
-        "expires_at": t.expires_at.to_rfc3339(),
-        "last_used_at": t.last_used_at.map(Timestamp::to_rfc3339),
-        "previous_secret_valid_until": t.previous.as_ref().filter(|p| now < p.valid_until).map(|p| p.valid_until.to_rfc3339()),
-    })
-}
-
-fn with_secret(mut view: serde_json::Value, secret: &SecretToken) -> serde_json::Value {
-    view["token"] = secret.expose().into();
-    view["authorization_header"] = format!("Bearer {}", secret.expose()).into();
-    view
-}
-
 impl Api {
+    /// The token as the API shows it at `now`.
+    fn view(&self, token: &Token, now: Timestamp) -> TokenView {
+        TokenView::new(&self.config.tokens.format, token, now)
+    }
+
     /// The token, if it exists and the caller may see it (otherwise 404: existence is not revealed).
     async fn visible(&self, caller: &Caller, id: TokenId) -> Result<Token, ApiError> {
         match self.store.get(&id).await? {
@@ -86,7 +66,7 @@ impl Api {
     /// `GET /v1/tokens/{id}`.
     pub(super) async fn show(&self, caller: &Caller, id: TokenId) -> Result<Response<Full<Bytes>>, ApiError> {
         let token = self.visible(caller, id).await?;
-        Ok(json_response(StatusCode::OK, &token_view(&self.config, &token, Timestamp::now())))
+        Ok(json_response(StatusCode::OK, &self.view(&token, Timestamp::now())))
     }
 
     /// `DELETE /v1/tokens/{id}` (the store refuses a token that is not revoked).
@@ -127,7 +107,7 @@ impl Api {
             caller.may_reissue(action.as_str(), &token)?;
         }
         let token = self.store.transition(&id, action, &caller.actor()).await?;
-        Ok(json_response(StatusCode::OK, &token_view(&self.config, &token, Timestamp::now())))
+        Ok(json_response(StatusCode::OK, &self.view(&token, Timestamp::now())))
     }
 
     /// `GET /v1/tokens`: a page of the tokens the caller may manage, newest first.
@@ -177,14 +157,8 @@ impl Api {
             }
         }
         let page = self.store.list(&q).await?;
-        let mut tokens: Vec<serde_json::Value> = Vec::with_capacity(page.tokens.len());
-        for t in page.tokens.iter().filter(|t| caller.may_manage(t)) {
-            tokens.push(token_view(&self.config, t, now));
-        }
-        Ok(json_response(
-            StatusCode::OK,
-            &serde_json::json!({ "tokens": tokens, "next_cursor": page.next_cursor.map(|c| c.to_string()) }),
-        ))
+        let tokens = page.tokens.iter().filter(|t| caller.may_manage(t)).map(|t| self.view(t, now)).collect();
+        Ok(json_response(StatusCode::OK, &TokenList { tokens, next_cursor: page.next_cursor.map(|c| c.to_string()) }))
     }
 
     /// `POST /v1/tokens`: mints a token; the response is the only place its secret appears.
@@ -264,7 +238,7 @@ impl Api {
             owner: token.owner.clone(),
             kind: token.kind.as_str(),
         });
-        Ok(json_response(StatusCode::CREATED, &with_secret(token_view(c, &token, now), &secret)))
+        Ok(json_response(StatusCode::CREATED, &TokenWithSecret::new(self.view(&token, now), &secret)))
     }
 
     /// `POST /v1/tokens/{id}/rotate`: a new secret; the old one works for the grace period.
@@ -279,6 +253,6 @@ impl Api {
             (req.grace_seconds > 0).then(|| Timestamp::now().saturating_add(Duration::from_secs(req.grace_seconds)));
         let token = self.store.rotate(&id, &token.digest, &digest, grace_until, &caller.actor()).await?;
         tracing::info!(token_id = %token.id, grace_seconds = req.grace_seconds, "token rotated");
-        Ok(json_response(StatusCode::OK, &with_secret(token_view(&self.config, &token, Timestamp::now()), &secret)))
+        Ok(json_response(StatusCode::OK, &TokenWithSecret::new(self.view(&token, Timestamp::now()), &secret)))
     }
 }
