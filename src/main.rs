@@ -1,4 +1,5 @@
-//! The `tokengate` binary: parse the command line, load config, run until a signal, exit.
+//! The `tokengate` binary: parse the command line, then serve until a signal, or hand the
+//! command to [`tokengate::cli::run`].
 
 #![forbid(unsafe_code)]
 
@@ -7,110 +8,34 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokengate::app::App;
-use tokengate::cli::{Cli, Command};
-use tokengate::cli::{client, demo};
-use tokengate::config::Config;
+use tokengate::cli::{self, Cli, Command, ConfigArg};
 use tokengate::logging;
 use tokengate::shutdown::Signals;
-
-/// Exit code for a config that does not load.
-const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: BTreeMap<String, String> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     match cli.command {
-        Command::Token(args) => {
-            let runtime =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime starts");
-            match runtime.block_on(client::run(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(client::CliError::BrokenPipe) => ExitCode::from(client::CliError::BROKEN_PIPE_EXIT),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Healthcheck(args) => {
-            let runtime =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime starts");
-            match runtime.block_on(client::healthcheck(&args.url, args.timeout)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("unhealthy: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Echo { listen } => {
-            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            let result: anyhow::Result<()> = runtime.block_on(async {
-                let signals = Signals::install()?;
-                let listener = tokio::net::TcpListener::bind(listen).await?;
-                eprintln!("echo upstream listening on {}", listener.local_addr()?);
-                tokio::select! {
-                    _ = demo::serve_echo(listener) => {}
-                    _ = signals.recv() => {}
-                }
-                Ok(())
-            });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Demo(args) => {
-            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime starts");
-            let result = runtime.block_on(async {
-                let signals = Signals::install()?;
-                demo::run(args.listen, args.admin_listen, signals.recv()).await
-            });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::CheckConfig(arg) => match Config::load(&arg.config, &env) {
-            Ok(config) => {
-                println!("{}: OK\n{}", arg.config.display(), config.summary());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", arg.config.display());
-                ExitCode::from(EXIT_CONFIG)
-            }
-        },
-        Command::Serve(arg) => {
-            let config = match Config::load(&arg.config, &env) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{}: {e}", arg.config.display());
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            logging::init(&config.log);
-            let runtime = App::runtime(&config.runtime).expect("tokio runtime starts");
-            let result = runtime.block_on(async {
-                let signals = Signals::install()?;
-                let app = App::build(config).await?;
-                let (proxy, admin) = App::bind(app.config()).await?;
-                app.run(proxy, admin, signals.recv()).await
-            });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "tokengate failed");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Serve(arg) => serve(&arg, &env),
+        command => cli::run(command, &env),
     }
+}
+
+/// Loads the config (exit 2 naming the field when it does not load), starts logging and the
+/// runtime, builds and binds the service, and runs it until SIGTERM or Ctrl-C, then drains.
+fn serve(arg: &ConfigArg, env: &BTreeMap<String, String>) -> ExitCode {
+    let config = match cli::load_config(arg, env) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    logging::init(&config.log);
+    let runtime = App::runtime(&config.runtime);
+    let work = async {
+        let signals = Signals::install()?;
+        let app = App::build(config).await?;
+        let (proxy, admin) = App::bind(app.config()).await?;
+        app.run(proxy, admin, signals.recv()).await
+    };
+    cli::complete(runtime, work, |e| tracing::error!(error = e.to_string(), "tokengate failed"))
 }

@@ -1,5 +1,19 @@
 //! The admin listener: the token lifecycle API, the Tokens page, health, readiness, metrics.
 //!
+//! | module          | what lives there                                                        |
+//! |-----------------|-------------------------------------------------------------------------|
+//! | `mod.rs`        | [`Admin`]: the listener's routes, the `/v1` call limit, cross-site refusal, readiness |
+//! | [`api`]         | the JSON API under `/v1`: routing, input checks, tokens, principals, audit |
+//! | [`views`]       | the API's token responses as types (also read by the CLI)               |
+//! | [`access`]      | who is calling (operator key or personal token) and what they may do    |
+//! | [`error`]       | [`error::ApiError`], the only place an admin failure becomes HTTP       |
+//! | [`webhook`]     | notifications of created tokens                                         |
+//! | `ui.rs`         | the Tokens page and its embedded assets                                 |
+//!
+//! What it may use: auth, store, token, policy, net, config, metrics (and the cross-cutting
+//! clock, logging, shutdown). Never the proxy: the data path and the admin listener only meet in
+//! [`crate::app`]. Outside tests, only `app` and `cli` use this module.
+//!
 //! | path                      | what                                                    |
 //! |---------------------------|---------------------------------------------------------|
 //! | `GET /`                   | the Tokens page (assets embedded in the binary)         |
@@ -25,6 +39,7 @@ pub mod access;
 pub mod api;
 pub mod error;
 mod ui;
+pub mod views;
 pub mod webhook;
 
 use std::sync::Arc;

@@ -1,11 +1,38 @@
-//! The command line: `tokengate serve`, `check-config`, and `token ...` (the admin API client).
+//! The command line: its definition ([`Cli`]) and every command but `serve`, which the binary
+//! runs itself ([`run`]).
+//!
+//! | module            | what lives there                                                      |
+//! |-------------------|-----------------------------------------------------------------------|
+//! | `mod.rs`          | the clap definitions, [`run`] (one command to one exit code), [`complete`] |
+//! | [`client`]        | the admin API's HTTP client, [`client::CliError`] and its one-line errors |
+//! | [`token`]         | `tokengate token ...`: tables, prompts, printing a secret once         |
+//! | [`healthcheck`]   | `tokengate healthcheck`                                               |
+//! | [`demo`]          | `tokengate demo` and `tokengate echo`                                 |
+//!
+//! Exit codes: 0 on success, 1 on a failure (one line on standard error), 2 for a config that
+//! does not load, 141 when the reader of standard output went away.
+//!
+//! What it may use: anything in the crate (it reads the API's answers into
+//! [`crate::admin::views`]). Nothing depends on it but the binary.
 
 pub mod client;
 pub mod demo;
+pub mod healthcheck;
+pub mod token;
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::shutdown::Signals;
+use client::CliError;
+
+/// Exit code for a config that does not load.
+pub const EXIT_CONFIG: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(name = "tokengate", version, about = "Authentication sidecar for personal and organization API tokens")]
@@ -153,4 +180,82 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Runs one command to its exit code. `serve` is not among them: the binary runs it, since it
+/// sets up logging and the runtime from the config first.
+///
+/// # Panics
+///
+/// When given [`Command::Serve`].
+pub fn run(command: Command, env: &BTreeMap<String, String>) -> ExitCode {
+    let error = |e: &CliError| eprintln!("error: {e}");
+    match command {
+        Command::Token(args) => complete(small_runtime(), token::run(args), error),
+        Command::Healthcheck(args) => {
+            complete(small_runtime(), healthcheck::run(&args.url, args.timeout), |e| eprintln!("unhealthy: {e}"))
+        }
+        Command::Echo { listen } => complete(
+            tokio::runtime::Runtime::new(),
+            async move {
+                let signals = Signals::install()?;
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                eprintln!("echo upstream listening on {}", listener.local_addr()?);
+                tokio::select! {
+                    _ = demo::serve_echo(listener) => {}
+                    _ = signals.recv() => {}
+                }
+                anyhow::Ok(())
+            },
+            error,
+        ),
+        Command::Demo(args) => complete(
+            tokio::runtime::Runtime::new(),
+            async move {
+                let signals = Signals::install()?;
+                demo::run(args.listen, args.admin_listen, signals.recv()).await
+            },
+            error,
+        ),
+        Command::CheckConfig(arg) => match load_config(&arg, env) {
+            Ok(config) => {
+                println!("{}: OK\n{}", arg.config.display(), config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Serve(_) => unreachable!("the binary runs `serve` itself"),
+    }
+}
+
+/// Loads the config named by `arg`; on failure says why (naming the field) and gives
+/// [`EXIT_CONFIG`].
+pub fn load_config(arg: &ConfigArg, env: &BTreeMap<String, String>) -> Result<Config, ExitCode> {
+    Config::load(&arg.config, env).map_err(|e| {
+        eprintln!("{}: {e}", arg.config.display());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// Runs `work` on `runtime` to its exit code: 0, 141 for a closed pipe (quietly), or 1 once
+/// `report` has told the user what failed.
+pub fn complete<E: Into<CliError>>(
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    work: impl Future<Output = Result<(), E>>,
+    report: impl FnOnce(&CliError),
+) -> ExitCode {
+    let runtime = runtime.expect("tokio runtime starts");
+    match runtime.block_on(work).map_err(Into::into) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::BrokenPipe) => ExitCode::from(CliError::BROKEN_PIPE_EXIT),
+        Err(e) => {
+            report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A single-threaded runtime, enough for one request at a time.
+fn small_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }

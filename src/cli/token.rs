@@ -1,0 +1,292 @@
+//! `tokengate token ...`: the token subcommands for people and scripts, over [`AdminClient`].
+//!
+//! Server errors are shown as one line (`error: <field>: <message> (HTTP <status>)`) with exit
+//! code 1. `create` and `rotate` print the secret once, clearly marked, with a ready
+//! `Authorization: Bearer ...` line. `revoke` and `delete` ask for the token's name unless
+//! `--yes`. `--json` prints the API's answer.
+//!
+//! When whoever reads the output goes away early (`tokengate token list --json | head -1`), the
+//! command stops quietly with exit code 141, the conventional 128 + SIGPIPE that shells report
+//! for tools killed by a closed pipe: no panic, no message, and no success claimed for output
+//! (perhaps a secret) that nobody received.
+
+use std::io::{BufRead, Write};
+use std::time::{Duration, SystemTime};
+
+use http::Method;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::admin::views::{TokenList, TokenView, TokenWithSecret};
+use crate::cli::client::{AdminClient, CliError, encode};
+use crate::cli::{TokenArgs, TokenCommand};
+use crate::clock::Timestamp;
+
+/// `println!` that reports a closed or failing standard output as a [`CliError`] instead of
+/// panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(CliError::output)?
+    };
+}
+
+/// Runs one `tokengate token` command.
+pub async fn run(args: TokenArgs) -> Result<(), CliError> {
+    let client = AdminClient::new(&args)?;
+    let now = SystemTime::now();
+    match args.command {
+        TokenCommand::Create { name, expires, org, owner, roles, scopes, json } => {
+            let mut body = json!({ "name": name, "expires_in_days": expires });
+            if let Some(org) = org {
+                body["kind"] = "organization".into();
+                body["owner"] = org.into();
+            } else if let Some(owner) = owner {
+                body["owner"] = owner.into();
+            }
+            if !roles.is_empty() {
+                body["roles"] = roles.into();
+            }
+            if !scopes.is_empty() {
+                body["scopes"] = scopes.into();
+            }
+            let issued: TokenWithSecret = client.call(Method::POST, "/v1/tokens", Some(body)).await?;
+            if json {
+                print_json(&issued)?;
+            } else {
+                let t = &issued.view;
+                let heading = format!(
+                    "Created {} token {} for {}, expiring {}.",
+                    t.kind.as_str(),
+                    describe(t),
+                    t.owner,
+                    date(t.expires_at)
+                );
+                print_secret(&issued, &heading)?;
+            }
+        }
+        TokenCommand::List { name, status, owner, limit, json } => {
+            let mut tokens: Vec<TokenView> = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut query = format!("limit={}", limit.clamp(1, 200));
+                for (key, value) in [("name", &name), ("status", &status), ("owner", &owner), ("cursor", &cursor)] {
+                    if let Some(v) = value {
+                        query.push_str(&format!("&{key}={}", encode(v)));
+                    }
+                }
+                let page: TokenList = client.call(Method::GET, &format!("/v1/tokens?{query}"), None).await?;
+                tokens.extend(page.tokens);
+                cursor = page.next_cursor;
+                if cursor.is_none() || tokens.len() >= limit {
+                    break;
+                }
+            }
+            tokens.truncate(limit);
+            if json {
+                print_json(&tokens)?;
+            } else if tokens.is_empty() {
+                out!("No tokens.");
+            } else {
+                let rows: Vec<Vec<String>> = tokens
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.name.clone(),
+                            t.display.clone(),
+                            t.status.as_str().to_string(),
+                            date(t.created_at),
+                            date(t.expires_at),
+                            relative(t.last_used_at.map(Timestamp::to_system_time), now),
+                            t.created_by.clone(),
+                        ]
+                    })
+                    .collect();
+                out!("{}", table(&["NAME", "TOKEN", "STATUS", "CREATED", "EXPIRES", "LAST USED", "CREATED BY"], &rows));
+            }
+        }
+        TokenCommand::Show { id, json } => {
+            let t = show(&client, &id).await?;
+            if json {
+                print_json(&t)?;
+            } else {
+                let scopes: Vec<String> = t.scopes.iter().map(ToString::to_string).collect();
+                for (label, value) in [
+                    ("Name", t.name.clone()),
+                    ("Token", t.display.clone()),
+                    ("Id", t.id.to_string()),
+                    ("Kind", t.kind.as_str().to_string()),
+                    ("Owner", t.owner.clone()),
+                    ("Status", t.status.as_str().to_string()),
+                    ("Roles", t.roles.join(", ")),
+                    ("Scopes", scopes.join(", ")),
+                    ("Created", format!("{} by {}", t.created_at.to_rfc3339(), t.created_by)),
+                    ("Expires", t.expires_at.to_rfc3339()),
+                    ("Last used", relative(t.last_used_at.map(Timestamp::to_system_time), now)),
+                ] {
+                    out!("{label:<10} {value}");
+                }
+            }
+        }
+        TokenCommand::Suspend { id } => transition(&client, &id, "suspend", "Suspended").await?,
+        TokenCommand::Activate { id } => transition(&client, &id, "activate", "Activated").await?,
+        TokenCommand::Restore { id } => transition(&client, &id, "restore", "Restored").await?,
+        TokenCommand::Revoke { id, yes } => {
+            if !yes {
+                confirm(&show(&client, &id).await?, "revoke")?;
+            }
+            transition(&client, &id, "revoke", "Revoked").await?;
+        }
+        TokenCommand::Delete { id, yes } => {
+            let token = show(&client, &id).await?;
+            if !yes {
+                confirm(&token, "delete")?;
+            }
+            client.call_no_content(Method::DELETE, &format!("/v1/tokens/{}", encode(&id)), None).await?;
+            out!("Deleted {}.", describe(&token));
+        }
+        TokenCommand::Rotate { id, grace, json } => {
+            let body = json!({ "grace_seconds": grace.map_or(0, |g| g.as_secs()) });
+            let issued: TokenWithSecret =
+                client.call(Method::POST, &format!("/v1/tokens/{}/rotate", encode(&id)), Some(body)).await?;
+            if json {
+                print_json(&issued)?;
+            } else {
+                let grace_note = match issued.view.previous_secret_valid_until {
+                    Some(until) => format!(" The previous secret keeps working until {}.", until.to_rfc3339()),
+                    None => " The previous secret no longer works.".to_string(),
+                };
+                print_secret(&issued, &format!("Rotated {}.{grace_note}", describe(&issued.view)))?;
+            }
+        }
+    }
+    std::io::stdout().lock().flush().map_err(CliError::output)
+}
+
+async fn show(client: &AdminClient, id: &str) -> Result<TokenView, CliError> {
+    client.call(Method::GET, &format!("/v1/tokens/{}", encode(id)), None).await
+}
+
+async fn transition(client: &AdminClient, id: &str, action: &str, done: &str) -> Result<(), CliError> {
+    let token: TokenView = client.call(Method::POST, &format!("/v1/tokens/{}/{action}", encode(id)), None).await?;
+    out!("{done} {}; it is now {}.", describe(&token), token.status.as_str());
+    Ok(())
+}
+
+/// The API's answer as indented JSON.
+fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Failed(format!("rendering JSON: {e}")))?;
+    out!("{text}");
+    Ok(())
+}
+
+/// `YYYY-MM-DD`.
+fn date(t: Timestamp) -> String {
+    let text = t.to_rfc3339();
+    text.get(..10).unwrap_or(&text).to_string()
+}
+
+/// "just now", "5 minutes ago", "3 hours ago", "5 days ago", or "never".
+pub fn relative(when: Option<SystemTime>, now: SystemTime) -> String {
+    let Some(when) = when else { return "never".into() };
+    let secs = now.duration_since(when).unwrap_or(Duration::ZERO).as_secs();
+    let (n, unit) = match secs {
+        0..60 => return "just now".into(),
+        60..3600 => (secs / 60, "minute"),
+        3600..86_400 => (secs / 3600, "hour"),
+        _ => (secs / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// Renders rows as left-aligned columns separated by two spaces.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  ", w = *w));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// `"name" (tgp_12345678...)`.
+fn describe(token: &TokenView) -> String {
+    format!("\"{}\" ({})", token.name, token.display)
+}
+
+fn print_secret(issued: &TokenWithSecret, heading: &str) -> Result<(), CliError> {
+    out!("{heading}");
+    out!();
+    out!("This is the only time the token is shown. Copy it now:");
+    out!();
+    out!("    {}", issued.token);
+    out!();
+    out!("Send it as:");
+    out!();
+    out!("    Authorization: {}", issued.authorization_header);
+    Ok(())
+}
+
+/// Asks the person to type the token's name; `Ok(())` when it matches.
+fn confirm(token: &TokenView, verb: &str) -> Result<(), CliError> {
+    let name = &token.name;
+    eprint!("Type the token's name ({name}) to confirm that you want to {verb} it: ");
+    let _ = std::io::stderr().flush();
+    let mut typed = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut typed)
+        .map_err(|e| CliError::Failed(format!("reading the confirmation: {e}")))?;
+    if typed.trim() == name {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!("the name did not match; nothing was {verb}d")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000_000);
+        let ago = |s| Some(now - Duration::from_secs(s));
+        assert_eq!(relative(None, now), "never");
+        assert_eq!(relative(ago(5), now), "just now");
+        assert_eq!(relative(ago(60), now), "1 minute ago");
+        assert_eq!(relative(ago(7200), now), "2 hours ago");
+        assert_eq!(relative(ago(5 * 86_400 + 3), now), "5 days ago");
+        assert_eq!(relative(Some(now + Duration::from_secs(30)), now), "just now");
+    }
+
+    #[test]
+    fn tables_are_aligned() {
+        let t = table(
+            &["NAME", "STATUS"],
+            &[vec!["a".into(), "active".into()], vec!["longer name".into(), "revoked".into()]],
+        );
+        assert_eq!(t, "NAME         STATUS\na            active\nlonger name  revoked");
+    }
+
+    #[test]
+    fn dates_are_days() {
+        assert_eq!(date(Timestamp(1_763_811_695_123)), "2025-11-22");
+    }
+}
