@@ -1,21 +1,22 @@
 //! tokengate: an authentication sidecar for personal and organization API tokens.
 //!
-//! The map (ARCHITECTURE.md has the request's way through it and the invariants). Each part may
-//! use the parts listed after it in this table, never one listed before it:
+//! The map; ARCHITECTURE.md has the request's way through it and the invariants, and
+//! `tests/architecture.rs` holds every part to the dependencies listed here.
 //!
-//! | module      | what lives there                                                            |
-//! |-------------|-----------------------------------------------------------------------------|
-//! | [`cli`]     | the command line: `serve`'s arguments, `token ...`, `demo`, `healthcheck`   |
-//! | [`app`]     | builds the service from config; runs and drains it                         |
-//! | [`admin`]   | the admin listener: lifecycle API, access rules, Tokens page, health, webhooks |
-//! | [`proxy`]   | the data path: admit, rewrite, send; last-used recording                    |
-//! | [`auth`]    | the bearer credential, the token decision, the cache, failure limits        |
-//! | [`store`]   | the `TokenStore` trait and its embedded (redb) and Redis backends           |
-//! | [`config`]  | YAML + environment config, parsed then validated into typed config          |
-//! | [`net`]     | listeners: HTTP/1.1 + HTTP/2, TLS, connection limits and deadlines, drain   |
-//! | [`policy`]  | what a request needs: path normalization, route rules, scopes (pure)        |
-//! | [`token`]   | the token model: records, lifecycle, principals, audit; wire format, digests, minting (pure) |
-//! | [`metrics`], [`logging`], [`shutdown`], [`clock`] | cross-cutting helpers, used anywhere |
+//! | module       | what lives there                                                | may use |
+//! |--------------|------------------------------------------------------------------|---------|
+//! | [`cli`]      | the command line: arguments, `token ...`, `demo`, `healthcheck`  | anything |
+//! | [`app`]      | builds every part from config; runs both listeners; drains       | all but `cli` |
+//! | [`admin`]    | the admin listener: /v1 API, access rules, views, errors, webhooks, Tokens page, health | auth, store, token, policy, net, config, metrics, clock |
+//! | [`proxy`]    | the data path: admit, rewrite, send; failures; last-used recorder | auth, store, token, policy, net, config, metrics, clock |
+//! | [`auth`]     | the bearer credential, the token decision, the cache, failure limits | store, token, config, metrics, clock |
+//! | [`store`]    | the `TokenStore` trait; embedded (redb) and Redis backends         | token, config, clock |
+//! | [`config`]   | YAML + environment, parsed then validated into typed config        | token, policy, net |
+//! | [`net`]      | listeners: HTTP/1.1 + HTTP/2, TLS, deadlines, limits, JSON responses | nothing |
+//! | [`token`]    | records, lifecycle, principals, audit; wire format, digests, minting | policy, clock |
+//! | [`policy`]   | path normalization, route rules, scopes (pure)                   | nothing |
+//! | [`metrics`], [`clock`], [`shutdown`] | cross-cutting helpers                      | nothing |
+//! | [`logging`]  | the tracing subscriber                                           | config |
 
 #![forbid(unsafe_code)]
 
