@@ -423,6 +423,9 @@ impl Bench {
         let keys = self.dir.path().join("admin-keys");
         std::fs::write(&keys, format!("{OPERATOR_KEY}\n"))?;
         let config = self.dir.path().join(format!("tokengate-{name}.yaml"));
+        // The per-address failed-authentication limit is off: the invalid and revoked scenarios
+        // send one client's failures at full speed to measure the refusal path itself (nginx's
+        // `map` counterpart has no such limit), and every probe comes from 127.0.0.1.
         std::fs::write(
             &config,
             format!(
@@ -432,6 +435,7 @@ impl Bench {
                  store:\n  redis:\n    url: {redis}\n\
                  routes:\n  - path: /public\n    public: true\n\
                  cache:\n  ttl: 1h\n  max_staleness: 1h\n  max_entries: 2000000\n\
+                 proxy:\n  failed_auth:\n    burst: 0\n\
                  log:\n  level: warn\n",
                 upstream = self.upstream,
                 keys = keys.display(),
