@@ -23,7 +23,7 @@ use crate::auth::Authenticator;
 use crate::auth::cache::AuthCache;
 use crate::config::{Config, RuntimeConfig};
 use crate::metrics::{CacheMetrics, ProxyMetrics, RecorderMetrics, WebhookMetrics};
-use crate::net::server;
+use crate::net::server::{self, Drain};
 use crate::proxy::Proxy;
 use crate::proxy::recorder::{Recorder, RecorderTask};
 use crate::store::{self, Store, StoreOptions};
@@ -133,7 +133,7 @@ impl App {
                 async move { proxy.handle(req, conn).await }
             },
             Some(self.proxy_metrics.open_connections.clone()),
-            self.tunnels.clone(),
+            Drain { timeout: self.config.shutdown.drain_timeout, tunnels: self.tunnels.clone() },
             async move {
                 let _ = proxy_stopped.await;
             },
@@ -148,7 +148,7 @@ impl App {
                 async move { admin.handle(req, conn).await }
             },
             None,
-            TaskTracker::new(),
+            Drain { timeout: self.config.shutdown.drain_timeout, tunnels: TaskTracker::new() },
             async move {
                 let _ = admin_stopped.await;
             },

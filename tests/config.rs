@@ -48,10 +48,10 @@ fn defaults_match_the_documentation() {
     assert_eq!(c.audit.max_events, 10_000);
     assert_eq!(c.shutdown.drain_timeout, Duration::from_secs(30));
     assert_eq!(c.cache.max_entries, 100_000);
-    assert_eq!(c.proxy.max_connections, 10_000);
-    assert_eq!(c.proxy.max_headers, 100);
-    assert_eq!(c.proxy.header_read_timeout, Duration::from_secs(10));
-    assert_eq!(c.proxy.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.proxy.connections.max_connections, 10_000);
+    assert_eq!(c.proxy.connections.max_headers, 100);
+    assert_eq!(c.proxy.connections.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.proxy.connections.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.admin.max_connections, 64);
     assert_eq!(c.admin.max_concurrent_calls, 16);
     let cores = std::thread::available_parallelism().unwrap().get();
@@ -235,7 +235,7 @@ fn route_rules_are_validated() {
 fn data_path_settings_are_validated() {
     let c = load(BASE).unwrap();
     assert_eq!(c.proxy.identity_header_prefix, "X-Auth-");
-    assert_eq!(c.proxy.max_header_bytes, 65_536);
+    assert_eq!(c.proxy.connections.max_header_bytes, 65_536);
     assert_eq!(c.cache.ttl, Duration::from_secs(30));
     assert_eq!(c.cache.negative_ttl, Duration::from_secs(5));
     assert_eq!(c.last_used.flush_interval, Duration::from_secs(10));

@@ -164,19 +164,8 @@ pub struct ProxyConfig {
     /// always removed.
     pub identity_header_prefix: String,
     pub x_forwarded: XForwarded,
-    pub max_connections: usize,
-    /// Largest request head accepted (431 beyond it).
-    pub max_header_bytes: usize,
-    /// Most header fields in a request, HTTP/1 and HTTP/2 alike (431 beyond it).
-    pub max_headers: usize,
-    /// Time a client has to send a complete request head: from accept (TLS handshake and HTTP/2
-    /// preface included), and on a keep-alive connection from the next request's first byte.
-    pub header_read_timeout: Duration,
-    /// How long a connection with no request in flight is kept, and how long writes may stay
-    /// blocked on a client that does not read.
-    pub idle_timeout: Duration,
-    /// HTTP/2 ping interval; a peer that does not answer within the same time is disconnected.
-    pub http2_keepalive_interval: Duration,
+    /// The proxy listener's connection limits and timeouts.
+    pub connections: ServerSettings,
     pub upstream_connect_timeout: Duration,
     /// Time the upstream has to start its response (504 beyond it).
     pub upstream_response_timeout: Duration,
@@ -262,19 +251,10 @@ pub struct LogConfig {
 }
 
 impl Config {
-    /// The proxy's and the admin port's listener settings: the proxy section's limits and
-    /// timeouts, the admin port with its own connection limit, both with the drain deadline.
+    /// The proxy's and the admin port's listener settings: the admin port has the proxy's
+    /// limits and timeouts with its own connection limit.
     pub fn listener_settings(&self) -> (ServerSettings, ServerSettings) {
-        let p = &self.proxy;
-        let proxy = ServerSettings {
-            max_connections: p.max_connections,
-            max_header_bytes: p.max_header_bytes,
-            max_headers: p.max_headers,
-            header_read_timeout: p.header_read_timeout,
-            idle_timeout: p.idle_timeout,
-            http2_keepalive_interval: p.http2_keepalive_interval,
-            drain_timeout: self.shutdown.drain_timeout,
-        };
+        let proxy = self.proxy.connections.clone();
         let admin = ServerSettings { max_connections: self.admin.max_connections, ..proxy.clone() };
         (proxy, admin)
     }

@@ -49,18 +49,32 @@ use tokio_util::task::TaskTracker;
 
 use super::conn::{Conn, InFlight, Limits, Table, Tracked, Verdict, Watchdog, Watched, millis};
 
-/// Connection-level limits and timeouts; `config/tokengate.yaml` documents each under `proxy.*`
-/// (and `admin.max_connections`), and [`crate::config`] fills them in.
-#[derive(Debug, Clone)]
-#[allow(missing_docs)]
+/// One listener's connection limits and timeouts (`proxy.*` in `config/tokengate.yaml`; the
+/// admin port takes the same with its own `admin.max_connections`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
+    /// Most connections at once; at the limit the one idle for longest is shed.
     pub max_connections: usize,
+    /// Largest request head accepted (431 beyond it).
     pub max_header_bytes: usize,
+    /// Most header fields in a request, HTTP/1 and HTTP/2 alike (431 beyond it).
     pub max_headers: usize,
+    /// Time a client has to send a complete request head: from accept (TLS handshake and HTTP/2
+    /// preface included), and on a keep-alive connection from the next request's first byte.
     pub header_read_timeout: Duration,
+    /// How long a connection with no request in flight is kept, and how long writes may stay
+    /// blocked on a client that does not read.
     pub idle_timeout: Duration,
+    /// HTTP/2 ping interval; a peer that does not answer within the same time is disconnected.
     pub http2_keepalive_interval: Duration,
-    pub drain_timeout: Duration,
+}
+
+/// How a listener drains when its shutdown future resolves: in-flight requests and the
+/// upgraded tunnels in `tunnels` get up to `timeout`.
+#[derive(Debug, Clone)]
+pub struct Drain {
+    pub timeout: Duration,
+    pub tunnels: TaskTracker,
 }
 
 /// What a handler knows about the connection a request came on.
@@ -77,7 +91,7 @@ pub async fn serve<H, Fut, B>(
     settings: ServerSettings,
     handler: H,
     open_connections: Option<IntGauge>,
-    tunnels: TaskTracker,
+    drain: Drain,
     shutdown: impl Future<Output = ()>,
 ) where
     H: Fn(Request<Incoming>, ConnInfo) -> Fut + Clone + Send + Sync + 'static,
@@ -173,11 +187,11 @@ pub async fn serve<H, Fut, B>(
     connections.close();
     let drained = async {
         connections.wait().await;
-        tunnels.close();
-        tunnels.wait().await;
+        drain.tunnels.close();
+        drain.tunnels.wait().await;
     };
-    if tokio::time::timeout(settings.drain_timeout, drained).await.is_err() {
-        tracing::warn!(timeout = ?settings.drain_timeout, "drain deadline reached; closing remaining connections");
+    if tokio::time::timeout(drain.timeout, drained).await.is_err() {
+        tracing::warn!(timeout = ?drain.timeout, "drain deadline reached; closing remaining connections");
     }
 }
 

@@ -36,13 +36,13 @@ pub(super) struct Admission {
 impl Inner {
     pub(super) async fn admit(&self, parts: &Parts, conn: ConnInfo) -> Result<Admission, Failure> {
         // hyper counts HTTP/1 header fields; this is the same limit for HTTP/2.
-        if parts.headers.len() > self.config.max_headers {
+        if parts.headers.len() > self.config.connections.max_headers {
             return Err(Failure::HeadersTooLarge);
         }
         // hyper's buffer limit is a backstop; this is the exact limit, for HTTP/1 and HTTP/2 alike.
         let head_size: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>()
             + parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
-        if head_size > self.config.max_header_bytes {
+        if head_size > self.config.connections.max_header_bytes {
             return Err(Failure::HeadersTooLarge);
         }
         check_framing(parts)?;

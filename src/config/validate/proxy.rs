@@ -4,6 +4,7 @@
 use super::Ctx;
 use crate::config::raw::RawProxy;
 use crate::config::{ConfigError, FailedAuthConfig, ProxyConfig, TlsFiles, XForwarded, defaults};
+use crate::net::server::ServerSettings;
 
 /// `upstream`: required, an `http://` or `https://` URL with a host.
 pub(super) fn validate_upstream(upstream: Option<String>, ctx: &Ctx) -> Result<url::Url, ConfigError> {
@@ -87,20 +88,22 @@ pub(super) fn validate_proxy(raw: RawProxy, ctx: &Ctx) -> Result<ProxyConfig, Co
         failed_auth,
         identity_header_prefix: prefix,
         x_forwarded,
-        max_connections,
-        max_header_bytes,
-        max_headers,
-        header_read_timeout: ctx.duration(
-            "proxy.header_read_timeout",
-            raw.header_read_timeout,
-            defaults::HEADER_READ_TIMEOUT,
-        )?,
-        idle_timeout: ctx.duration("proxy.idle_timeout", raw.idle_timeout, defaults::IDLE_TIMEOUT)?,
-        http2_keepalive_interval: ctx.duration(
-            "proxy.http2_keepalive_interval",
-            raw.http2_keepalive_interval,
-            defaults::HTTP2_KEEPALIVE_INTERVAL,
-        )?,
+        connections: ServerSettings {
+            max_connections,
+            max_header_bytes,
+            max_headers,
+            header_read_timeout: ctx.duration(
+                "proxy.header_read_timeout",
+                raw.header_read_timeout,
+                defaults::HEADER_READ_TIMEOUT,
+            )?,
+            idle_timeout: ctx.duration("proxy.idle_timeout", raw.idle_timeout, defaults::IDLE_TIMEOUT)?,
+            http2_keepalive_interval: ctx.duration(
+                "proxy.http2_keepalive_interval",
+                raw.http2_keepalive_interval,
+                defaults::HTTP2_KEEPALIVE_INTERVAL,
+            )?,
+        },
         upstream_connect_timeout: ctx.duration(
             "proxy.upstream_connect_timeout",
             raw.upstream_connect_timeout,
