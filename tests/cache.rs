@@ -29,19 +29,23 @@ const TTL: Duration = Duration::from_secs(30);
 const NEGATIVE_TTL: Duration = Duration::from_secs(5);
 const MAX_STALENESS: Duration = Duration::from_secs(300);
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let inner = EmbeddedStore::open(&dir.path().join("t.redb"), StoreOptions::default()).await.unwrap();
-    let store = Arc::new(Counting::new(inner));
-    let metrics = CacheMetrics::new(&Registry::new());
-    let config = CacheConfig {
+/// The lifetimes these tests drive with a paused clock.
+fn config() -> CacheConfig {
+    CacheConfig {
         ttl: TTL,
         negative_ttl: NEGATIVE_TTL,
         max_staleness: MAX_STALENESS,
         max_entries: 1000,
         ..CacheConfig::default()
-    };
-    let cache = AuthCache::new(store.clone() as Store, config, metrics.clone());
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = EmbeddedStore::open(&dir.path().join("t.redb"), StoreOptions::default()).await.unwrap();
+    let store = Arc::new(Counting::new(inner));
+    let metrics = CacheMetrics::new(&Registry::new());
+    let cache = AuthCache::new(store.clone() as Store, config(), metrics.clone());
     Fixture { _dir: dir, store, cache, metrics }
 }
 
@@ -177,14 +181,7 @@ async fn losing_the_redis_subscription_flushes_the_cache() {
     let store: Store =
         Arc::new(tokengate::store::redis::RedisStore::open(&server.config("c"), StoreOptions::default()).unwrap());
     let metrics = CacheMetrics::new(&Registry::new());
-    let config = CacheConfig {
-        ttl: TTL,
-        negative_ttl: NEGATIVE_TTL,
-        max_staleness: MAX_STALENESS,
-        max_entries: 1000,
-        ..CacheConfig::default()
-    };
-    let cache = AuthCache::new(store.clone(), config, metrics.clone());
+    let cache = AuthCache::new(store.clone(), config(), metrics.clone());
     for _ in 0..400 {
         if store.invalidations_connected() {
             break;
