@@ -8,6 +8,7 @@
 //! | [`token`]         | `tokengate token ...`: tables, prompts, printing a secret once         |
 //! | [`healthcheck`]   | `tokengate healthcheck`                                               |
 //! | [`demo`]          | `tokengate demo` and `tokengate echo`                                 |
+//! | [`store`]         | `tokengate store migrate`                                             |
 //!
 //! Exit codes: 0 on success, 1 on a failure (one line on standard error), 2 for a config that
 //! does not load, 141 when the reader of standard output went away.
@@ -18,6 +19,7 @@
 pub mod client;
 pub mod demo;
 pub mod healthcheck;
+pub mod store;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -49,6 +51,9 @@ pub enum Command {
     CheckConfig(ConfigArg),
     /// Manage tokens through a running tokengate's admin port.
     Token(TokenArgs),
+    /// Maintain the configured token store directly (not through the admin port).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Start a self-contained demo: embedded store, an echo upstream, tokengate in front, a token
     /// and a ready curl line. Ctrl-C stops it.
     Demo(DemoArgs),
@@ -60,6 +65,13 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: std::net::SocketAddr,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Move every token written by an earlier release to the current Redis format. Safe while
+    /// tokengate serves, and to run again; the embedded store has nothing to migrate.
+    Migrate(ConfigArg),
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +229,10 @@ pub fn run(command: Command, env: &BTreeMap<String, String>) -> ExitCode {
             },
             error,
         ),
+        Command::Store(StoreCommand::Migrate(arg)) => match load_config(&arg, env) {
+            Ok(config) => complete(tokio::runtime::Runtime::new(), store::migrate(config), error),
+            Err(code) => code,
+        },
         Command::CheckConfig(arg) => match load_config(&arg, env) {
             Ok(config) => {
                 println!("{}: OK\n{}", arg.config.display(), config.summary());

@@ -2,25 +2,56 @@
 
 use crate::token::TokenId;
 
+/// How many leading characters of a token id name its record bucket (62² buckets).
+const BUCKET_CHARS: usize = 2;
+
 /// Key names for one prefix.
 pub(super) struct Keys {
     pub(super) tag: String,
 }
 
+/// The keys of one paged index (see `super::paged`): its directory and how its leaves are named.
+#[derive(Debug, Clone)]
+pub(super) struct IndexKeys {
+    pub(super) dir: String,
+    leaf_prefix: String,
+}
+
+impl IndexKeys {
+    /// The leaf a directory member (`<lower bound>/<name>`) points to; `""` is the first leaf.
+    pub(super) fn leaf(&self, member: &str) -> String {
+        let name = member.split_once('/').map_or("0", |(_, name)| name);
+        format!("{}{name}", self.leaf_prefix)
+    }
+
+    /// The leaf that a split caused by inserting `key` creates.
+    pub(super) fn fresh_leaf(&self, key: &str) -> String {
+        format!("{}{key}", self.leaf_prefix)
+    }
+}
+
 impl Keys {
-    pub(super) fn token(&self, id: &TokenId) -> String {
-        format!("{}{id}", self.token_prefix())
+    /// The hash holding the records of every token whose id starts like `id`.
+    pub(super) fn bucket(&self, id: &TokenId) -> String {
+        format!("{}{}", self.bucket_prefix(), &id.as_str()[..BUCKET_CHARS])
     }
-    /// What every token hash key starts with (the principal deletion script derives token keys
-    /// from the owner index with it; they carry the same hash tag, so the same slot).
-    pub(super) fn token_prefix(&self) -> String {
-        format!("{}:tok:", self.tag)
+    /// What every record bucket key starts with (the principal deletion script checks that each
+    /// token it touches is in a declared bucket).
+    pub(super) fn bucket_prefix(&self) -> String {
+        format!("{}:t:", self.tag)
     }
-    pub(super) fn index(&self) -> String {
-        format!("{}:idx", self.tag)
+    /// How many leading id characters name a bucket (the scripts take it as an argument).
+    pub(super) fn bucket_chars(&self) -> usize {
+        BUCKET_CHARS
     }
-    pub(super) fn owner_index(&self, owner: &str) -> String {
-        format!("{}:own:{owner}", self.tag)
+    /// The index of every token.
+    pub(super) fn index(&self) -> IndexKeys {
+        IndexKeys { dir: format!("{}:gd", self.tag), leaf_prefix: format!("{}:gl:", self.tag) }
+    }
+    /// The index of one owner's tokens. Leaf names never contain `:`, so no two owners' leaves
+    /// share a key whatever `:` their ids contain.
+    pub(super) fn owner_index(&self, owner: &str) -> IndexKeys {
+        IndexKeys { dir: format!("{}:od:{owner}", self.tag), leaf_prefix: format!("{}:ol:{owner}:", self.tag) }
     }
     pub(super) fn retired(&self) -> String {
         format!("{}:retired", self.tag)
@@ -33,5 +64,18 @@ impl Keys {
     }
     pub(super) fn channel(&self) -> String {
         format!("{}:inval", self.tag)
+    }
+
+    /// The previous release's token hash (read, migrated and then deleted; see `super::legacy`).
+    pub(super) fn legacy_token(&self, id: &TokenId) -> String {
+        format!("{}:tok:{id}", self.tag)
+    }
+    /// The previous release's global index.
+    pub(super) fn legacy_index(&self) -> String {
+        format!("{}:idx", self.tag)
+    }
+    /// The previous release's per-owner index.
+    pub(super) fn legacy_owner_index(&self, owner: &str) -> String {
+        format!("{}:own:{owner}", self.tag)
     }
 }

@@ -4,22 +4,36 @@
 //!
 //! Every key carries the hash tag `{<prefix>}` (default prefix `tokengate`), so all of one
 //! deployment's keys live in one slot and the multi-key scripts below stay atomic on Redis
-//! Cluster too.
+//! Cluster too. Every key a script touches is passed to it in `KEYS`.
 //!
 //! | key                          | type   | content                                                        |
 //! |------------------------------|--------|----------------------------------------------------------------|
-//! | `{p}:tok:<id>`               | hash   | `rec` record JSON as created; `st` status; `lu` last used (Unix ms), `lf` last-used client address |
-//! | `{p}:idx`                    | zset   | every token's index key (`<created ms, 15 digits><id>`), all scores 0, walked with `ZRANGE … BYLEX REV` |
-//! | `{p}:own:<owner>`            | zset   | the same index keys, for one owner                             |
+//! | `{p}:t:<c>`                  | hash   | token records whose id starts with the two characters `<c>`: field = token id, value = the compact binary record (`record`: status, last use, then MessagePack) |
+//! | `{p}:gd`                     | zset   | directory of the global index: `<lower bound>/<leaf name>` per leaf but the first, all scores 0 |
+//! | `{p}:gl:<leaf>`              | zset   | a leaf of the global index: up to 128 index keys (`<created ms, 15 digits><id>`), all scores 0, so a listpack; the first leaf is `{p}:gl:0` |
+//! | `{p}:od:<owner>`             | zset   | directory of one owner's index                                  |
+//! | `{p}:ol:<owner>:<leaf>`      | zset   | a leaf of one owner's index                                     |
 //! | `{p}:retired`                | set    | ids of deleted tokens: never issued again                       |
 //! | `{p}:pr:<principal id>`      | string | principal JSON                                                  |
 //! | `{p}:audit`                  | list   | audit event JSON, newest first, trimmed to `audit.max_events`  |
 //! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
 //!
-//! `st`, `lu` and `lf` take precedence over the same fields inside `rec`. Creation, transitions,
-//! rotation, deletion and principal deletion (which revokes the principal's personal tokens,
-//! walking `own:<id>`) are Lua scripts (`src/store/redis/lua/`) that check, write, append the audit
-//! events and publish the invalidations in one atomic step.
+//! About 200 bytes per token at a million tokens (a hash field of about 100 bytes, and 27 bytes in
+//! each of two listpack leaves), where one hash per token and two skiplist indexes took 845. The
+//! indexes are paged (`paged`): sorted sets of at most 128 entries, found through a directory, so
+//! they stay compact listpacks; listings walk them newest first. Records are bucketed by id into
+//! hashes of a few hundred fields each rather than one key per token (a key costs about 50 bytes
+//! more than a hash field) or one huge hash (a big key is slow to delete or migrate).
+//!
+//! Creation, transitions, rotation, deletion, last use and principal deletion (which revokes the
+//! principal's personal tokens) are Lua scripts (`src/store/redis/lua/`, each prefixed with
+//! `lib.lua`) that check, write, append the audit events and publish the invalidations in one
+//! atomic step. Status and last use change in the record's fixed header; the scripts read a
+//! token's kind, name and owner from the record's MessagePack head (`cmsgpack`).
+//!
+//! Data written by the previous release (one hash per token, two plain sorted sets) is still
+//! read, and moved to this format token by token on its next change or all at once by
+//! `tokengate store migrate` (`legacy`).
 //!
 //! The command connection is a [`ConnectionManager`] created lazily, so tokengate starts while
 //! Redis is down and reconnects by itself. The invalidation subscription runs on its own
@@ -28,19 +42,28 @@
 //! is dropped.
 //!
 //! This file is one trait implementation (every store operation against the schema above) and
-//! stays together for that reason; key naming is in `keys`, the subscription in `subscription`.
+//! stays together for that reason; key naming is in `keys`, the record in `record`, the paged
+//! indexes in `paged`, the previous format in `legacy`, the subscription in `subscription`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 mod keys;
+mod legacy;
+mod paged;
+mod record;
 mod subscription;
 
 use keys::Keys;
+use paged::LEAF_CAPACITY;
 use subscription::subscribe_forever;
 
+pub use legacy::Migration;
+
 use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, ScriptInvocation};
 use tokio::sync::broadcast;
@@ -56,6 +79,8 @@ use crate::token::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, T
 
 /// Tokens per last-used script call.
 const LAST_USED_CHUNK: usize = 500;
+/// Old-format tokens migrated at once by [`RedisStore::migrate`].
+const MIGRATE_CONCURRENCY: usize = 16;
 
 /// A cheap-to-clone handle to the Redis store.
 #[derive(Clone)]
@@ -80,6 +105,23 @@ struct Scripts {
     rotate: Script,
     last_used: Script,
     delete_principal: Script,
+    migrate: Script,
+}
+
+impl Scripts {
+    /// Every script, each prefixed with the shared functions of `lua/lib.lua`.
+    fn new() -> Self {
+        let script = |body: &str| Script::new(&[include_str!("lua/lib.lua"), body].concat());
+        Self {
+            create: script(include_str!("lua/create.lua")),
+            transition: script(include_str!("lua/transition.lua")),
+            delete: script(include_str!("lua/delete.lua")),
+            rotate: script(include_str!("lua/rotate.lua")),
+            last_used: script(include_str!("lua/last_used.lua")),
+            delete_principal: script(include_str!("lua/delete_principal.lua")),
+            migrate: script(include_str!("lua/migrate.lua")),
+        }
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -88,6 +130,11 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
+}
+
+/// A script kept answering that a leaf split meanwhile (many concurrent writers).
+fn busy() -> StoreError {
+    StoreError::Unavailable("the token index kept changing; try again".into())
 }
 
 impl RedisStore {
@@ -114,14 +161,7 @@ impl RedisStore {
             config.connect_timeout,
             stop.clone(),
         ));
-        let scripts = Scripts {
-            create: Script::new(include_str!("lua/create.lua")),
-            transition: Script::new(include_str!("lua/transition.lua")),
-            delete: Script::new(include_str!("lua/delete.lua")),
-            rotate: Script::new(include_str!("lua/rotate.lua")),
-            last_used: Script::new(include_str!("lua/last_used.lua")),
-            delete_principal: Script::new(include_str!("lua/delete_principal.lua")),
-        };
+        let scripts = Scripts::new();
         Ok(Self {
             inner: Arc::new(Inner {
                 conn,
@@ -139,25 +179,35 @@ impl RedisStore {
         self.inner.conn.clone()
     }
 
+    /// Reads tokens in either format, in order; `None` for those that do not exist.
     async fn fetch_many(&self, ids: &[TokenId]) -> Result<Vec<Option<Token>>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let k = &self.inner.keys;
         let mut pipe = redis::pipe();
         for id in ids {
-            pipe.cmd("HMGET").arg(self.inner.keys.token(id)).arg(&["rec", "st", "lu", "lf"]);
+            pipe.cmd("HGET").arg(k.bucket(id)).arg(id.as_str());
         }
-        let rows: Vec<TokenFields> = pipe.query_async(&mut self.conn()).await.map_err(unavailable)?;
-        rows.into_iter().map(token_from_fields).collect()
-    }
-
-    /// A call of the create or delete script with the keys both take, in their KEYS order:
-    /// token hash, global index, owner index, retired ids, audit list.
-    fn indexed_call<'a>(&self, script: &'a Script, id: &TokenId, owner: &str) -> ScriptInvocation<'a> {
-        let k = &self.inner.keys;
-        let mut call = script.prepare_invoke();
-        call.key(k.token(id)).key(k.index()).key(k.owner_index(owner)).key(k.retired()).key(k.audit());
-        call
+        let records: Vec<Option<Vec<u8>>> = pipe.query_async(&mut self.conn()).await.map_err(unavailable)?;
+        let mut tokens = ids
+            .iter()
+            .zip(&records)
+            .map(|(id, r)| r.as_deref().map(|r| record::decode(*id, r).map_err(corrupt)).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        // Tokens not found may still be in the previous release's format.
+        let missing: Vec<usize> = (0..ids.len()).filter(|&i| tokens[i].is_none()).collect();
+        if !missing.is_empty() {
+            let mut pipe = redis::pipe();
+            for &i in &missing {
+                pipe.cmd("HMGET").arg(k.legacy_token(&ids[i])).arg(&legacy::FIELDS);
+            }
+            let rows: Vec<legacy::Fields> = pipe.query_async(&mut self.conn()).await.map_err(unavailable)?;
+            for (i, fields) in missing.into_iter().zip(rows) {
+                tokens[i] = legacy::token(&fields)?;
+            }
+        }
+        Ok(tokens)
     }
 
     /// Runs the create or delete script: appends the arguments both end with (the audit limit
@@ -191,18 +241,89 @@ impl RedisStore {
         json.pop();
         json
     }
-}
 
-/// `HMGET rec st lu lf` of one token hash.
-type TokenFields = (Option<String>, Option<String>, Option<u64>, Option<String>);
+    /// Moves one token of the previous release's format to the current one (a compare-and-set
+    /// on its old hash). Returns whether there was such a token.
+    async fn migrate_token(&self, id: &TokenId) -> Result<bool, StoreError> {
+        let k = &self.inner.keys;
+        for _ in 0..paged::ATTEMPTS {
+            let fields: legacy::Fields = redis::cmd("HMGET")
+                .arg(k.legacy_token(id))
+                .arg(&legacy::FIELDS)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            let Some(token) = legacy::token(&fields)? else { return Ok(false) };
+            let key = Cursor::new(token.created_at, id);
+            let key = key.as_str();
+            let (global, owner) = (k.index(), k.owner_index(&token.owner));
+            let leaves = paged::resolve(&mut self.conn(), &[&global, &owner], key).await?;
+            let mut call = self.inner.scripts.migrate.prepare_invoke();
+            call.key(k.legacy_token(id))
+                .key(k.legacy_index())
+                .key(k.legacy_owner_index(&token.owner))
+                .key(k.bucket(id))
+                .key(&global.dir)
+                .key(global.leaf(&leaves[0]))
+                .key(global.fresh_leaf(key))
+                .key(&owner.dir)
+                .key(owner.leaf(&leaves[1]))
+                .key(owner.fresh_leaf(key));
+            let (rec, st, lu, lf) = fields;
+            call.arg(id.as_str()).arg(key);
+            for field in [rec, st, lu, lf] {
+                call.arg(field.unwrap_or_default());
+            }
+            call.arg(record::encode(&token)).arg(&leaves[0]).arg(&leaves[1]).arg(LEAF_CAPACITY);
+            let outcome: Vec<String> = call.invoke_async(&mut self.conn()).await.map_err(unavailable)?;
+            match outcome.first().map(String::as_str) {
+                Some("ok") => return Ok(true),
+                Some("missing") => return Ok(false),
+                Some("changed" | "moved") => continue,
+                _ => return Err(corrupt(format!("migrate script answered {outcome:?}"))),
+            }
+        }
+        Err(busy())
+    }
 
-fn token_from_fields(fields: TokenFields) -> Result<Option<Token>, StoreError> {
-    let (Some(rec), Some(st), lu, lf) = fields else { return Ok(None) };
-    let mut token: Token = serde_json::from_str(&rec).map_err(corrupt)?;
-    token.status = TokenStatus::parse(&st).ok_or_else(|| corrupt(format!("status {st:?}")))?;
-    token.last_used_at = lu.map(Timestamp);
-    token.last_used_from = lf.filter(|s| !s.is_empty());
-    Ok(Some(token))
+    /// Migrates the old-format tokens listed in `index` (the previous release's global or owner
+    /// index) until it is empty; entries without a token behind them are removed.
+    async fn migrate_index(&self, index: &str) -> Result<Migration, StoreError> {
+        let mut done = Migration::default();
+        loop {
+            let members: Vec<String> = self.conn().zrange(index, 0, 199).await.map_err(unavailable)?;
+            if members.is_empty() {
+                return Ok(done);
+            }
+            let outcomes: Vec<(String, bool)> = futures_util::stream::iter(members)
+                .map(|member| async move {
+                    let found = match Cursor::parse(&member) {
+                        Some(cursor) => self.migrate_token(&cursor.id()).await?,
+                        None => false,
+                    };
+                    Ok::<_, StoreError>((member, found))
+                })
+                .buffer_unordered(MIGRATE_CONCURRENCY)
+                .try_collect()
+                .await?;
+            for (member, found) in outcomes {
+                if found {
+                    done.migrated += 1;
+                } else {
+                    // Nothing left to migrate behind this entry (or it was migrated meanwhile and
+                    // the script already removed it).
+                    let removed: usize = self.conn().zrem(index, &member).await.map_err(unavailable)?;
+                    done.dangling += removed;
+                }
+            }
+        }
+    }
+
+    /// Moves every token of the previous release's format to the current one (`tokengate store
+    /// migrate`). Safe to run while tokengate serves, and again: it continues where it stopped.
+    pub async fn migrate(&self) -> Result<Migration, StoreError> {
+        self.migrate_index(&self.inner.keys.legacy_index()).await
+    }
 }
 
 #[async_trait]
@@ -216,50 +337,76 @@ impl TokenStore for RedisStore {
     }
 
     async fn create(&self, token: &Token, actor: &str) -> Result<(), StoreError> {
-        let index_key = Cursor::new(token.created_at, &token.id);
-        let record = serde_json::to_string(token).expect("token serializes");
+        let k = &self.inner.keys;
+        let key = Cursor::new(token.created_at, &token.id);
+        let key = key.as_str();
+        let record = record::encode(token);
         let event =
             serde_json::to_string(&AuditEvent::now(token, actor, AuditAction::Create)).expect("event serializes");
-        let mut call = self.indexed_call(&self.inner.scripts.create, &token.id, &token.owner);
-        call.arg(token.id.as_str()).arg(record).arg(token.status.as_str()).arg(index_key.as_str()).arg(event);
-        let created: i64 = self.run_indexed(call).await?;
-        if created == 1 { Ok(()) } else { Err(StoreError::IdTaken) }
+        let (global, owner) = (k.index(), k.owner_index(&token.owner));
+        for _ in 0..paged::ATTEMPTS {
+            let leaves = paged::resolve(&mut self.conn(), &[&global, &owner], key).await?;
+            let mut call = self.inner.scripts.create.prepare_invoke();
+            call.key(k.bucket(&token.id))
+                .key(k.retired())
+                .key(k.audit())
+                .key(k.legacy_token(&token.id))
+                .key(&global.dir)
+                .key(global.leaf(&leaves[0]))
+                .key(global.fresh_leaf(key))
+                .key(&owner.dir)
+                .key(owner.leaf(&leaves[1]))
+                .key(owner.fresh_leaf(key));
+            call.arg(token.id.as_str())
+                .arg(&record)
+                .arg(key)
+                .arg(&leaves[0])
+                .arg(&leaves[1])
+                .arg(&event)
+                .arg(LEAF_CAPACITY);
+            match self.run_indexed::<i64>(call).await? {
+                1 => return Ok(()),
+                0 => return Err(StoreError::IdTaken),
+                _ => continue,
+            }
+        }
+        Err(busy())
     }
 
     async fn get(&self, id: &TokenId) -> Result<Option<Token>, StoreError> {
-        let fields: TokenFields = redis::cmd("HMGET")
-            .arg(self.inner.keys.token(id))
-            .arg(&["rec", "st", "lu", "lf"])
+        // Both formats in one round trip: the lookup of a token not yet migrated costs no more.
+        let k = &self.inner.keys;
+        let (record, fields): (Option<Vec<u8>>, legacy::Fields) = redis::pipe()
+            .cmd("HGET")
+            .arg(k.bucket(id))
+            .arg(id.as_str())
+            .cmd("HMGET")
+            .arg(k.legacy_token(id))
+            .arg(&legacy::FIELDS)
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
-        token_from_fields(fields)
+        match record {
+            Some(r) => record::decode(*id, &r).map(Some).map_err(corrupt),
+            None => legacy::token(&fields),
+        }
     }
 
     async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
-        let index = match &q.owner {
-            Some(owner) => self.inner.keys.owner_index(owner),
-            None => self.inner.keys.index(),
+        let k = &self.inner.keys;
+        let (index, legacy) = match &q.owner {
+            Some(owner) => (k.owner_index(owner), k.legacy_owner_index(owner)),
+            None => (k.index(), k.legacy_index()),
         };
         let limit = q.page_size();
         let mut page = Page::default();
-        let mut upper = q.cursor.map_or_else(|| "+".to_string(), |c| format!("({c}"));
+        let mut upper = q.cursor.map(|c| c.to_string());
         let mut scanned = 0;
         while scanned < LIST_SCAN_BUDGET {
             let batch = (LIST_SCAN_BUDGET - scanned).min(limit.max(100));
-            let members: Vec<String> = redis::cmd("ZRANGE")
-                .arg(&index)
-                .arg(&upper)
-                .arg("-")
-                .arg("BYLEX")
-                .arg("REV")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(batch)
-                .query_async(&mut self.conn())
-                .await
-                .map_err(unavailable)?;
-            let cursors = members
+            let range = paged::range(&mut self.conn(), &index, &legacy, upper.as_deref(), batch).await?;
+            let cursors = range
+                .keys
                 .iter()
                 .map(|m| Cursor::parse(m).ok_or_else(|| corrupt(format!("index member {m:?}"))))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -275,9 +422,9 @@ impl TokenStore for RedisStore {
                     return Ok(page);
                 }
             }
-            match cursors.last() {
-                Some(last) if cursors.len() == batch => upper = format!("({last}"),
-                _ => return Ok(page),
+            match range.next {
+                Some(next) => upper = Some(next),
+                None => return Ok(page),
             }
         }
         Ok(page)
@@ -288,23 +435,29 @@ impl TokenStore for RedisStore {
             return Err(TransitionError::RestoreDisabled.into());
         }
         let k = &self.inner.keys;
-        let sources: String = action.sources().iter().fold(",".to_string(), |s, st| s + st.as_str() + ",");
-        let mut call = self.inner.scripts.transition.prepare_invoke();
-        call.key(k.token(id)).key(k.audit()).arg(action.target().as_str()).arg(sources).arg(Self::event_head(
-            Some(id),
-            actor,
-            action.into(),
-        ));
-        let outcome = self.run_token_change(call, id).await?;
-        match outcome.first().map(String::as_str) {
-            Some("ok" | "same") => self.get(id).await?.ok_or(StoreError::NotFound),
-            Some("missing") => Err(StoreError::NotFound),
-            Some("conflict") => {
-                let from = outcome.get(1).and_then(|s| TokenStatus::parse(s)).ok_or_else(|| corrupt("status"))?;
-                Err(action.apply(from).expect_err("the script refused this transition").into())
+        let sources: String = action.sources().iter().map(|s| record::status_code(*s)).collect();
+        for first in [true, false] {
+            let mut call = self.inner.scripts.transition.prepare_invoke();
+            call.key(k.bucket(id))
+                .key(k.audit())
+                .arg(id.as_str())
+                .arg(record::status_code(action.target()))
+                .arg(&sources)
+                .arg(Self::event_head(Some(id), actor, action.into()));
+            let outcome = self.run_token_change(call, id).await?;
+            match outcome.first().map(String::as_str) {
+                Some("ok" | "same") => return self.get(id).await?.ok_or(StoreError::NotFound),
+                Some("missing") if first && self.migrate_token(id).await? => continue,
+                Some("missing") => return Err(StoreError::NotFound),
+                Some("conflict") => {
+                    let from =
+                        outcome.get(1).and_then(|s| record::status_from_code(s)).ok_or_else(|| corrupt("status"))?;
+                    return Err(action.apply(from).expect_err("the script refused this transition").into());
+                }
+                _ => return Err(corrupt(format!("transition script answered {outcome:?}"))),
             }
-            _ => Err(corrupt(format!("transition script answered {outcome:?}"))),
         }
+        Err(StoreError::NotFound)
     }
 
     async fn rotate(
@@ -316,39 +469,45 @@ impl TokenStore for RedisStore {
         actor: &str,
     ) -> Result<Token, StoreError> {
         let k = &self.inner.keys;
-        // Compare-and-set: the script writes the new record only if the stored one is still the
-        // one read here, and that one must hold the digest the caller read. `rec` changes only
-        // on rotation, so any change means another rotation won: no retry, a conflict.
-        let (rec, st): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(k.token(id))
-            .arg(&["rec", "st"])
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
-        let (Some(rec), Some(st)) = (rec, st) else { return Err(StoreError::NotFound) };
-        let mut token: Token = serde_json::from_str(&rec).map_err(corrupt)?;
-        token.status = TokenStatus::parse(&st).ok_or_else(|| corrupt(format!("status {st:?}")))?;
-        if token.status == TokenStatus::Revoked {
-            return Err(StoreError::RotateRevoked);
+        for first in [true, false] {
+            // Compare-and-set: the script writes the new body only if the stored one is still the
+            // one read here, and that one must hold the digest the caller read. The body changes
+            // only on rotation, so any change means another rotation won: no retry, a conflict.
+            let stored: Option<Vec<u8>> = self.conn().hget(k.bucket(id), id.as_str()).await.map_err(unavailable)?;
+            let Some(stored) = stored else {
+                if first && self.migrate_token(id).await? {
+                    continue;
+                }
+                return Err(StoreError::NotFound);
+            };
+            let mut token = record::decode(*id, &stored).map_err(corrupt)?;
+            if token.status == TokenStatus::Revoked {
+                return Err(StoreError::RotateRevoked);
+            }
+            if !token.digest.matches(expected) {
+                return Err(StoreError::RotatedMeanwhile);
+            }
+            token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
+            token.digest = *digest;
+            let event =
+                serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Rotate)).expect("event serializes");
+            let mut call = self.inner.scripts.rotate.prepare_invoke();
+            call.key(k.bucket(id))
+                .key(k.audit())
+                .arg(id.as_str())
+                .arg(record::body(&stored).map_err(corrupt)?)
+                .arg(record::encode_body(&token))
+                .arg(event);
+            let outcome = self.run_token_change(call, id).await?;
+            return match outcome.first().map(String::as_str) {
+                Some("ok") => self.get(id).await?.ok_or(StoreError::NotFound),
+                Some("missing") => Err(StoreError::NotFound),
+                Some("revoked") => Err(StoreError::RotateRevoked),
+                Some("changed") => Err(StoreError::RotatedMeanwhile),
+                _ => Err(corrupt(format!("rotate script answered {outcome:?}"))),
+            };
         }
-        if !token.digest.matches(expected) {
-            return Err(StoreError::RotatedMeanwhile);
-        }
-        token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
-        token.digest = *digest;
-        let new_rec = serde_json::to_string(&token).expect("token serializes");
-        let event =
-            serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Rotate)).expect("event serializes");
-        let mut call = self.inner.scripts.rotate.prepare_invoke();
-        call.key(k.token(id)).key(k.audit()).arg(rec).arg(new_rec).arg(event);
-        let outcome = self.run_token_change(call, id).await?;
-        match outcome.first().map(String::as_str) {
-            Some("ok") => self.get(id).await?.ok_or(StoreError::NotFound),
-            Some("missing") => Err(StoreError::NotFound),
-            Some("revoked") => Err(StoreError::RotateRevoked),
-            Some("changed") => Err(StoreError::RotatedMeanwhile),
-            _ => Err(corrupt(format!("rotate script answered {outcome:?}"))),
-        }
+        Err(StoreError::NotFound)
     }
 
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
@@ -356,30 +515,69 @@ impl TokenStore for RedisStore {
         if token.status != TokenStatus::Revoked {
             return Err(StoreError::NotRevoked(token.status.as_str()));
         }
+        // A token of the previous release's format moves first (no-op otherwise).
+        self.migrate_token(id).await?;
+        let k = &self.inner.keys;
+        let key = Cursor::new(token.created_at, id);
+        let key = key.as_str();
         let event =
             serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Delete)).expect("event serializes");
-        let mut call = self.indexed_call(&self.inner.scripts.delete, id, &token.owner);
-        call.arg(id.as_str()).arg(Cursor::new(token.created_at, id).as_str()).arg(event);
-        let outcome: Vec<String> = self.run_indexed(call).await?;
-        match outcome.first().map(String::as_str) {
-            Some("ok") => Ok(token),
-            Some("missing") => Err(StoreError::NotFound),
-            Some("conflict") => {
-                let st = outcome.get(1).and_then(|s| TokenStatus::parse(s)).ok_or_else(|| corrupt("status"))?;
-                Err(StoreError::NotRevoked(st.as_str()))
-            }
-            _ => Err(corrupt(format!("delete script answered {outcome:?}"))),
+        let (global, owner) = (k.index(), k.owner_index(&token.owner));
+        for _ in 0..paged::ATTEMPTS {
+            let leaves = paged::resolve(&mut self.conn(), &[&global, &owner], key).await?;
+            let mut call = self.inner.scripts.delete.prepare_invoke();
+            call.key(k.bucket(id))
+                .key(k.retired())
+                .key(k.audit())
+                .key(&global.dir)
+                .key(global.leaf(&leaves[0]))
+                .key(&owner.dir)
+                .key(owner.leaf(&leaves[1]));
+            call.arg(id.as_str()).arg(key).arg(&leaves[0]).arg(&leaves[1]).arg(&event);
+            let outcome: Vec<String> = self.run_indexed(call).await?;
+            return match outcome.first().map(String::as_str) {
+                Some("ok") => Ok(token),
+                Some("missing") => Err(StoreError::NotFound),
+                Some("conflict") => {
+                    let st =
+                        outcome.get(1).and_then(|s| record::status_from_code(s)).ok_or_else(|| corrupt("status"))?;
+                    Err(StoreError::NotRevoked(st.as_str()))
+                }
+                Some("moved") => continue,
+                _ => Err(corrupt(format!("delete script answered {outcome:?}"))),
+            };
         }
+        Err(busy())
     }
 
     async fn record_last_used(&self, uses: &[LastUse]) -> Result<usize, StoreError> {
+        let k = &self.inner.keys;
         let mut moved = 0;
         for chunk in uses.chunks(LAST_USED_CHUNK) {
+            // Each bucket once in KEYS; every use names its bucket's position.
+            let mut buckets: BTreeMap<String, usize> = BTreeMap::new();
+            let positions: Vec<usize> = chunk
+                .iter()
+                .map(|u| {
+                    let next = buckets.len() + 1;
+                    *buckets.entry(k.bucket(&u.id)).or_insert(next)
+                })
+                .collect();
+            let mut ordered: Vec<(&String, &usize)> = buckets.iter().collect();
+            ordered.sort_by_key(|(_, position)| **position);
             let mut call = self.inner.scripts.last_used.prepare_invoke();
+            for (bucket, _) in &ordered {
+                call.key(bucket.as_str());
+            }
             for u in chunk {
-                call.key(self.inner.keys.token(&u.id));
-                call.arg(u.at.millis());
-                call.arg(u.from.map(|ip| ip.to_string()).unwrap_or_default());
+                call.key(k.legacy_token(&u.id));
+            }
+            call.arg(ordered.len());
+            for (u, position) in chunk.iter().zip(positions) {
+                call.arg(position)
+                    .arg(u.id.as_str())
+                    .arg(u.at.millis().min(record::MAX_MILLIS))
+                    .arg(u.from.map(|ip| ip.to_string()).unwrap_or_default());
             }
             let n: usize = call.invoke_async(&mut self.conn()).await.map_err(unavailable)?;
             moved += n;
@@ -407,22 +605,42 @@ impl TokenStore for RedisStore {
 
     async fn delete_principal(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
         let k = &self.inner.keys;
-        let deleted: i64 = self
-            .inner
-            .scripts
-            .delete_principal
-            .key(k.principal(id))
-            .key(k.owner_index(id))
-            .key(k.audit())
-            .arg(id)
-            .arg(k.token_prefix())
-            .arg(Self::event_head(None, actor, AuditAction::Revoke))
-            .arg(self.inner.options.audit_limit)
-            .arg(k.channel())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
-        Ok(deleted == 1)
+        let index = k.owner_index(id);
+        for _ in 0..paged::ATTEMPTS {
+            // The principal's tokens of the previous release's format move first; the script
+            // answers -1 if any are left (written meanwhile by an older replica).
+            self.migrate_index(&k.legacy_owner_index(id)).await?;
+            let (directory, leaves) = paged::leaves(&mut self.conn(), &index).await?;
+            let mut pipe = redis::pipe();
+            for leaf in &leaves {
+                pipe.cmd("ZRANGE").arg(leaf).arg(0).arg(-1);
+            }
+            let members: Vec<Vec<String>> = pipe.query_async(&mut self.conn()).await.map_err(unavailable)?;
+            let mut buckets: Vec<String> =
+                members.iter().flatten().filter_map(|m| Cursor::parse(m)).map(|c| k.bucket(&c.id())).collect();
+            buckets.sort_unstable();
+            buckets.dedup();
+            let mut call = self.inner.scripts.delete_principal.prepare_invoke();
+            call.key(k.principal(id)).key(k.audit()).key(&index.dir).key(k.legacy_owner_index(id));
+            for key in leaves.iter().chain(&buckets) {
+                call.key(key.as_str());
+            }
+            call.arg(id)
+                .arg(Self::event_head(None, actor, AuditAction::Revoke))
+                .arg(self.inner.options.audit_limit)
+                .arg(k.channel())
+                .arg(leaves.len())
+                .arg(directory.join(","))
+                .arg(k.bucket_prefix())
+                .arg(k.bucket_chars());
+            let outcome: i64 = call.invoke_async(&mut self.conn()).await.map_err(unavailable)?;
+            match outcome {
+                1 => return Ok(true),
+                0 => return Ok(false),
+                _ => continue,
+            }
+        }
+        Err(busy())
     }
 
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {

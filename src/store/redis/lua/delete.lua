@@ -1,19 +1,25 @@
 -- Delete a revoked token, drop it from both indexes and retire its id.
--- KEYS: token hash, global index, owner index, retired ids, audit list
--- ARGV: id, index key, audit event JSON, audit limit, channel
--- Returns {'ok'}, {'missing'} or {'conflict', current status}.
-local st = redis.call('HGET', KEYS[1], 'st')
-if not st then
+-- KEYS: record bucket, retired ids, audit list, global index directory, leaf, owner index
+--       directory, leaf
+-- ARGV: id, index key, global leaf member, owner leaf member, audit event JSON, audit limit,
+--       channel
+-- Returns {'ok'}, {'missing'}, {'conflict', current status byte} or {'moved'} (a leaf split
+-- meanwhile: resolve the leaves again).
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then
   return {'missing'}
 end
-if st ~= 'revoked' then
+local st = rec_status(v)
+if st ~= 'r' then
   return {'conflict', st}
 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('SADD', KEYS[4], ARGV[1])
-redis.call('LPUSH', KEYS[5], ARGV[3])
-redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[4]) - 1)
-redis.call('PUBLISH', ARGV[5], 't:' .. ARGV[1])
+if leaf_of(KEYS[4], ARGV[2]) ~= ARGV[3] or leaf_of(KEYS[6], ARGV[2]) ~= ARGV[4] then
+  return {'moved'}
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+index_remove(KEYS[4], KEYS[5], ARGV[3], ARGV[2])
+index_remove(KEYS[6], KEYS[7], ARGV[4], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+audit(KEYS[3], ARGV[5], ARGV[6])
+redis.call('PUBLISH', ARGV[7], 't:' .. ARGV[1])
 return {'ok'}

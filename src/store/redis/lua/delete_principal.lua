@@ -1,27 +1,53 @@
 -- Delete a principal and revoke their personal tokens that are not revoked yet, each audited
--- and invalidated. Token keys are derived from the owner index (same hash tag, same slot).
--- KEYS: principal key, the principal's owner index, audit list
--- ARGV: principal id, token key prefix, audit event JSON without its closing brace, token id,
---       token name and owner, audit limit, channel
--- Returns 1, or 0 (and changes nothing) when the principal does not exist.
-if redis.call('DEL', KEYS[1]) == 0 then
+-- and invalidated. The caller read the owner index and passes its leaves and the record buckets
+-- of its tokens; this re-checks both and answers -1 when they changed meanwhile.
+-- KEYS: principal key, audit list, owner index directory, the previous release's owner index,
+--       the owner index's leaves (as many as ARGV[5]), then record buckets
+-- ARGV: principal id, audit event JSON without its closing brace, token id, token name and
+--       owner, audit limit, channel, number of leaves, the directory as read (members joined by
+--       ','), bucket key prefix, id characters that name a bucket
+-- Returns 1, 0 (and changes nothing) when the principal does not exist, or -1 (and changes
+-- nothing) when the index changed since it was read or holds tokens of the previous release.
+if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  local id = string.sub(member, 16)
-  local key = ARGV[2] .. id
-  local st = redis.call('HGET', key, 'st')
-  if st and st ~= 'revoked' then
-    local rec = cjson.decode(redis.call('HGET', key, 'rec'))
-    if rec.kind == 'personal' and rec.owner == ARGV[1] then
-      redis.call('HSET', key, 'st', 'revoked')
-      local event = ARGV[3] .. ',"token_id":' .. cjson.encode(id) .. ',"token_name":' .. cjson.encode(rec.name)
-        .. ',"owner":' .. cjson.encode(rec.owner) .. '}'
-      redis.call('LPUSH', KEYS[3], event)
-      redis.call('PUBLISH', ARGV[5], 't:' .. id)
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return -1
+end
+if table.concat(redis.call('ZRANGE', KEYS[3], 0, -1), ',') ~= ARGV[6] then
+  return -1
+end
+local leaves = tonumber(ARGV[5])
+local buckets = {}
+for i = 5 + leaves, #KEYS do
+  buckets[KEYS[i]] = true
+end
+local tokens = {}
+for i = 5, 4 + leaves do
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do
+    local id = string.sub(member, 16)
+    local bucket = ARGV[7] .. string.sub(id, 1, tonumber(ARGV[8]))
+    if not buckets[bucket] then
+      return -1
+    end
+    tokens[#tokens + 1] = {bucket, id}
+  end
+end
+redis.call('DEL', KEYS[1])
+for _, t in ipairs(tokens) do
+  local bucket, id = t[1], t[2]
+  local v = redis.call('HGET', bucket, id)
+  if v and rec_status(v) ~= 'r' then
+    local head = rec_head(v)
+    if head[1] == 0 and head[3] == ARGV[1] then
+      redis.call('HSET', bucket, id, rec_with_status(v, 'r'))
+      local event = ARGV[2] .. ',"token_id":' .. cjson.encode(id) .. ',"token_name":' .. cjson.encode(head[2])
+        .. ',"owner":' .. cjson.encode(head[3]) .. '}'
+      redis.call('LPUSH', KEYS[2], event)
+      redis.call('PUBLISH', ARGV[4], 't:' .. id)
     end
   end
 end
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
-redis.call('PUBLISH', ARGV[5], 'p:' .. ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+redis.call('PUBLISH', ARGV[4], 'p:' .. ARGV[1])
 return 1
