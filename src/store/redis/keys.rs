@@ -1,5 +1,6 @@
 //! Key names for one deployment's prefix (the schema is in the module docs of [`super`]).
 
+use crate::store::Cursor;
 use crate::token::TokenId;
 
 /// How many leading characters of a token id name its record bucket (62² buckets).
@@ -18,15 +19,16 @@ pub(super) struct IndexKeys {
 }
 
 impl IndexKeys {
-    /// The leaf a directory member (`<lower bound>/<name>`) points to; `""` is the first leaf.
-    pub(super) fn leaf(&self, member: &str) -> String {
-        let name = member.split_once('/').map_or("0", |(_, name)| name);
+    /// The leaf a directory member (`<lower bound>/<name>`, see `super::paged`) points to; an
+    /// empty member is the first leaf.
+    pub(super) fn leaf(&self, member: &[u8]) -> String {
+        let name = member.get(super::paged::MEMBER_LEN + 1..).map_or("0", |n| std::str::from_utf8(n).unwrap_or("0"));
         format!("{}{name}", self.leaf_prefix)
     }
 
-    /// The leaf that a split caused by inserting `key` creates.
-    pub(super) fn fresh_leaf(&self, key: &str) -> String {
-        format!("{}{key}", self.leaf_prefix)
+    /// The leaf that a split caused by inserting the entry of `cursor` creates.
+    pub(super) fn fresh_leaf(&self, cursor: &Cursor) -> String {
+        format!("{}{cursor}", self.leaf_prefix)
     }
 }
 

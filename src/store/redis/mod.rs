@@ -254,10 +254,10 @@ impl RedisStore {
                 .await
                 .map_err(unavailable)?;
             let Some(token) = legacy::token(&fields)? else { return Ok(false) };
-            let key = Cursor::new(token.created_at, id);
-            let key = key.as_str();
+            let cursor = Cursor::new(token.created_at, id);
+            let key = paged::member(&cursor);
             let (global, owner) = (k.index(), k.owner_index(&token.owner));
-            let leaves = paged::resolve(&mut self.conn(), &[&global, &owner], key).await?;
+            let leaves = paged::resolve(&mut self.conn(), &[&global, &owner], &key).await?;
             let mut call = self.inner.scripts.migrate.prepare_invoke();
             call.key(k.legacy_token(id))
                 .key(k.legacy_index())
@@ -265,16 +265,16 @@ impl RedisStore {
                 .key(k.bucket(id))
                 .key(&global.dir)
                 .key(global.leaf(&leaves[0]))
-                .key(global.fresh_leaf(key))
+                .key(global.fresh_leaf(&cursor))
                 .key(&owner.dir)
                 .key(owner.leaf(&leaves[1]))
-                .key(owner.fresh_leaf(key));
+                .key(owner.fresh_leaf(&cursor));
             let (rec, st, lu, lf) = fields;
-            call.arg(id.as_str()).arg(key);
+            call.arg(id.as_str()).arg(cursor.as_str());
             for field in [rec, st, lu, lf] {
                 call.arg(field.unwrap_or_default());
             }
-            call.arg(record::encode(&token)).arg(&leaves[0]).arg(&leaves[1]).arg(LEAF_CAPACITY);
+            call.arg(record::encode(&token)).arg(&leaves[0]).arg(&leaves[1]).arg(LEAF_CAPACITY).arg(&key);
             let outcome: Vec<String> = call.invoke_async(&mut self.conn()).await.map_err(unavailable)?;
             match outcome.first().map(String::as_str) {
                 Some("ok") => return Ok(true),
@@ -338,14 +338,14 @@ impl TokenStore for RedisStore {
 
     async fn create(&self, token: &Token, actor: &str) -> Result<(), StoreError> {
         let k = &self.inner.keys;
-        let key = Cursor::new(token.created_at, &token.id);
-        let key = key.as_str();
+        let cursor = Cursor::new(token.created_at, &token.id);
+        let key = paged::member(&cursor);
         let record = record::encode(token);
         let event =
             serde_json::to_string(&AuditEvent::now(token, actor, AuditAction::Create)).expect("event serializes");
         let (global, owner) = (k.index(), k.owner_index(&token.owner));
         for _ in 0..paged::ATTEMPTS {
-            let leaves = paged::resolve(&mut self.conn(), &[&global, &owner], key).await?;
+            let leaves = paged::resolve(&mut self.conn(), &[&global, &owner], &key).await?;
             let mut call = self.inner.scripts.create.prepare_invoke();
             call.key(k.bucket(&token.id))
                 .key(k.retired())
@@ -353,13 +353,14 @@ impl TokenStore for RedisStore {
                 .key(k.legacy_token(&token.id))
                 .key(&global.dir)
                 .key(global.leaf(&leaves[0]))
-                .key(global.fresh_leaf(key))
+                .key(global.fresh_leaf(&cursor))
                 .key(&owner.dir)
                 .key(owner.leaf(&leaves[1]))
-                .key(owner.fresh_leaf(key));
+                .key(owner.fresh_leaf(&cursor));
             call.arg(token.id.as_str())
                 .arg(&record)
-                .arg(key)
+                .arg(&key)
+                .arg(cursor.as_str())
                 .arg(&leaves[0])
                 .arg(&leaves[1])
                 .arg(&event)
@@ -400,16 +401,12 @@ impl TokenStore for RedisStore {
         };
         let limit = q.page_size();
         let mut page = Page::default();
-        let mut upper = q.cursor.map(|c| c.to_string());
+        let mut upper = q.cursor;
         let mut scanned = 0;
         while scanned < LIST_SCAN_BUDGET {
             let batch = (LIST_SCAN_BUDGET - scanned).min(limit.max(100));
-            let range = paged::range(&mut self.conn(), &index, &legacy, upper.as_deref(), batch).await?;
-            let cursors = range
-                .keys
-                .iter()
-                .map(|m| Cursor::parse(m).ok_or_else(|| corrupt(format!("index member {m:?}"))))
-                .collect::<Result<Vec<_>, _>>()?;
+            let range = paged::range(&mut self.conn(), &index, &legacy, upper, batch).await?;
+            let cursors = range.cursors;
             let ids: Vec<TokenId> = cursors.iter().map(Cursor::id).collect();
             let tokens = self.fetch_many(&ids).await?;
             for (cursor, token) in cursors.iter().zip(tokens) {
@@ -518,13 +515,12 @@ impl TokenStore for RedisStore {
         // A token of the previous release's format moves first (no-op otherwise).
         self.migrate_token(id).await?;
         let k = &self.inner.keys;
-        let key = Cursor::new(token.created_at, id);
-        let key = key.as_str();
+        let key = paged::member(&Cursor::new(token.created_at, id));
         let event =
             serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Delete)).expect("event serializes");
         let (global, owner) = (k.index(), k.owner_index(&token.owner));
         for _ in 0..paged::ATTEMPTS {
-            let leaves = paged::resolve(&mut self.conn(), &[&global, &owner], key).await?;
+            let leaves = paged::resolve(&mut self.conn(), &[&global, &owner], &key).await?;
             let mut call = self.inner.scripts.delete.prepare_invoke();
             call.key(k.bucket(id))
                 .key(k.retired())
@@ -533,7 +529,7 @@ impl TokenStore for RedisStore {
                 .key(global.leaf(&leaves[0]))
                 .key(&owner.dir)
                 .key(owner.leaf(&leaves[1]));
-            call.arg(id.as_str()).arg(key).arg(&leaves[0]).arg(&leaves[1]).arg(&event);
+            call.arg(id.as_str()).arg(&key).arg(&leaves[0]).arg(&leaves[1]).arg(&event);
             let outcome: Vec<String> = self.run_indexed(call).await?;
             return match outcome.first().map(String::as_str) {
                 Some("ok") => Ok(token),
@@ -615,9 +611,12 @@ impl TokenStore for RedisStore {
             for leaf in &leaves {
                 pipe.cmd("ZRANGE").arg(leaf).arg(0).arg(-1);
             }
-            let members: Vec<Vec<String>> = pipe.query_async(&mut self.conn()).await.map_err(unavailable)?;
-            let mut buckets: Vec<String> =
-                members.iter().flatten().filter_map(|m| Cursor::parse(m)).map(|c| k.bucket(&c.id())).collect();
+            let members: Vec<Vec<Vec<u8>>> = pipe.query_async(&mut self.conn()).await.map_err(unavailable)?;
+            let mut buckets = members
+                .iter()
+                .flatten()
+                .map(|m| paged::cursor(m).map(|c| k.bucket(&c.id())).ok_or_else(|| corrupt("malformed index entry")))
+                .collect::<Result<Vec<String>, _>>()?;
             buckets.sort_unstable();
             buckets.dedup();
             let mut call = self.inner.scripts.delete_principal.prepare_invoke();
@@ -630,7 +629,7 @@ impl TokenStore for RedisStore {
                 .arg(self.inner.options.audit_limit)
                 .arg(k.channel())
                 .arg(leaves.len())
-                .arg(directory.join(","))
+                .arg(directory.join(&b","[..]))
                 .arg(k.bucket_prefix())
                 .arg(k.bucket_chars());
             let outcome: i64 = call.invoke_async(&mut self.conn()).await.map_err(unavailable)?;

@@ -25,7 +25,7 @@ end
 local tokens = {}
 for i = 5, 4 + leaves do
   for _, member in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do
-    local id = string.sub(member, 16)
+    local id = string.sub(member, 8)
     local bucket = ARGV[7] .. string.sub(id, 1, tonumber(ARGV[8]))
     if not buckets[bucket] then
       return -1

@@ -28,45 +28,48 @@ local function rec_head(v)
   return head
 end
 
--- A paged index is a directory zset and leaf zsets of at most ARGV-given capacity entries (so
--- they stay small listpacks). Leaf entries are index keys (27 bytes: created ms, 15 digits, and
--- the id), all scores 0. The first leaf holds everything below the lowest bound in the directory
--- and has no directory member; every other leaf has the member '<lower bound>/<leaf name>'.
--- The caller resolves the leaf in Rust and passes it in KEYS; scripts re-check it here.
+-- A paged index is a directory zset and leaf zsets of at most `cap` entries (so they stay small
+-- listpacks). Leaf entries are index keys (19 bytes: created ms as 7 bytes big-endian, then the
+-- id), all scores 0. The first leaf holds everything below the lowest bound in the directory and
+-- has no directory member; every other leaf has the member '<lower bound>/<leaf name>'. The
+-- caller resolves the leaf in Rust and passes it in KEYS; scripts re-check it here.
 
 -- The directory member of the leaf that holds `key` ('' for the first leaf).
 local function leaf_of(dir, key)
   return redis.call('ZRANGE', dir, '(' .. key .. '0', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)[1] or ''
 end
 
--- Adds `key` to `leaf`. A full leaf splits first: when `key` is above all its entries, `key` alone
--- starts the new leaf `fresh` (appends keep leaves full); otherwise the upper half moves there.
--- `fresh` is named after `key`, which is never inserted twice, so the name is new.
-local function index_add(dir, leaf, fresh, key, cap)
+-- Adds `key` to `leaf`. A full leaf splits first, into the new leaf `fresh` named `name` (the
+-- inserted key's cursor: never inserted twice, so the name is new). When `key` falls in the
+-- upper half, the keys above it move to `fresh` and `key` starts it (so appends, in order or
+-- nearly, leave full leaves behind); otherwise the upper half moves there.
+local function index_add(dir, leaf, fresh, key, name, cap)
   local n = redis.call('ZCARD', leaf)
   if n < cap then
     redis.call('ZADD', leaf, 0, key)
     return
   end
-  if redis.call('ZLEXCOUNT', leaf, '(' .. key, '+') == 0 then
-    redis.call('ZADD', fresh, 0, key)
-    redis.call('ZADD', dir, 0, key .. '/' .. key)
-    return
+  local below = redis.call('ZLEXCOUNT', leaf, '-', '(' .. key)
+  local from = below
+  if below < n / 2 then
+    from = math.floor(n / 2)
   end
-  local half = math.floor(n / 2)
-  local upper = redis.call('ZRANGE', leaf, half, -1)
-  redis.call('ZREMRANGEBYRANK', leaf, half, -1)
+  local moved = redis.call('ZRANGE', leaf, from, -1)
   local args = {}
-  for i, m in ipairs(upper) do
+  for i, m in ipairs(moved) do
     args[2 * i - 1] = 0
     args[2 * i] = m
   end
-  redis.call('ZADD', fresh, unpack(args))
-  redis.call('ZADD', dir, 0, upper[1] .. '/' .. key)
-  if redis.call('ZLEXCOUNT', fresh, '-', '(' .. key) == 0 then
-    redis.call('ZADD', leaf, 0, key)
-  else
+  if #moved > 0 then
+    redis.call('ZREMRANGEBYRANK', leaf, from, -1)
+    redis.call('ZADD', fresh, unpack(args))
+  end
+  if below >= n / 2 then
     redis.call('ZADD', fresh, 0, key)
+    redis.call('ZADD', dir, 0, key .. '/' .. name)
+  else
+    redis.call('ZADD', dir, 0, moved[1] .. '/' .. name)
+    redis.call('ZADD', leaf, 0, key)
   end
 end
 
