@@ -177,9 +177,9 @@ async fn data_written_by_the_previous_release_is_read_changed_and_migrated() {
     expected[3].last_used_at = Some(used_at);
     expected[3].last_used_from = Some(from.to_string());
     let rotated = hasher.digest("rotated secret");
-    let grace = Some(Timestamp(1_800_000_000_000));
-    old.rotate(&expected[5].id, &rotated, grace, "op").await;
-    expected[5].previous = Some(PreviousSecret { digest: expected[5].digest, valid_until: grace.unwrap() });
+    let grace = Timestamp(1_800_000_000_000);
+    old.rotate(&expected[5].id, &rotated, Some(grace), "op").await;
+    expected[5].previous = Some(PreviousSecret { digest: expected[5].digest, valid_until: grace });
     expected[5].digest = rotated;
     for p in ["alice", "bob"] {
         old.put_principal(&Principal { id: p.into(), display_name: p.into(), org: None, roles: vec!["viewer".into()] })

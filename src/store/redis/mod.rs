@@ -9,8 +9,8 @@
 //! | key                          | type   | content                                                        |
 //! |------------------------------|--------|----------------------------------------------------------------|
 //! | `{p}:t:<c>`                  | hash   | token records whose id starts with the two characters `<c>`: field = token id, value = the compact binary record (`record`: status, last use, then MessagePack) |
-//! | `{p}:gd`                     | zset   | directory of the global index: `<lower bound>/<leaf name>` per leaf but the first, all scores 0 |
-//! | `{p}:gl:<leaf>`              | zset   | a leaf of the global index: up to 128 index keys (`<created ms, 15 digits><id>`), all scores 0, so a listpack; the first leaf is `{p}:gl:0` |
+//! | `{p}:gd`                     | zset   | directory of the global index: `<lower bound entry>/<leaf name>` per leaf but the first, all scores 0 |
+//! | `{p}:gl:<leaf>`              | zset   | a leaf of the global index: up to 128 entries (created ms, 7 bytes big-endian, then the id), all scores 0, so a listpack; the first leaf is `{p}:gl:0`, the others are named after a cursor |
 //! | `{p}:od:<owner>`             | zset   | directory of one owner's index                                  |
 //! | `{p}:ol:<owner>:<leaf>`      | zset   | a leaf of one owner's index                                     |
 //! | `{p}:retired`                | set    | ids of deleted tokens: never issued again                       |
@@ -18,12 +18,15 @@
 //! | `{p}:audit`                  | list   | audit event JSON, newest first, trimmed to `audit.max_events`  |
 //! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
 //!
-//! About 200 bytes per token at a million tokens (a hash field of about 100 bytes, and 27 bytes in
-//! each of two listpack leaves), where one hash per token and two skiplist indexes took 845. The
-//! indexes are paged (`paged`): sorted sets of at most 128 entries, found through a directory, so
-//! they stay compact listpacks; listings walk them newest first. Records are bucketed by id into
-//! hashes of a few hundred fields each rather than one key per token (a key costs about 50 bytes
-//! more than a hash field) or one huge hash (a big key is slow to delete or migrate).
+//! Redis holds 238 bytes per token at a million tokens (`./scripts/bench-load.sh --seed-only`;
+//! the previous format took 845): a hash field of about 176 bytes with Redis's own overhead (the
+//! record itself is about 100 bytes), 22 bytes in a listpack leaf of each of the two indexes, and
+//! the leaves' and the capped audit list's share. The indexes are paged (`paged`): sorted sets of
+//! at most 128 entries found through a directory, so they stay compact listpacks where one sorted
+//! set per index costs about 110 bytes per entry as a skiplist. Records are bucketed by id into
+//! hashes of a few hundred fields at a million tokens, rather than one key per token (a key costs
+//! about 50 bytes more than a hash field) or one huge hash (a big key is slow to delete or to
+//! move between Cluster nodes).
 //!
 //! Creation, transitions, rotation, deletion, last use and principal deletion (which revokes the
 //! principal's personal tokens) are Lua scripts (`src/store/redis/lua/`, each prefixed with

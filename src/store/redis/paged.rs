@@ -31,7 +31,7 @@ pub(super) fn member(cursor: &Cursor) -> Vec<u8> {
     let s = cursor.as_str();
     let millis: u64 = s[..15].parse().expect("a cursor starts with 15 digits");
     let mut out = millis.to_be_bytes()[1..].to_vec();
-    out.extend_from_slice(s[15..].as_bytes());
+    out.extend_from_slice(&s.as_bytes()[15..]);
     out
 }
 

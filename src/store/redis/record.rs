@@ -23,7 +23,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
-use crate::policy::scope::Scope;
 use crate::token::digest::TokenDigest;
 use crate::token::{PreviousSecret, Token, TokenId, TokenKind, TokenStatus};
 
@@ -47,6 +46,8 @@ pub(super) enum RecordError {
     Kind(u8),
     #[error("last-used address is not UTF-8")]
     Address,
+    #[error("scope: {0}")]
+    Scope(String),
     #[error("record body: {0}")]
     Body(#[from] rmp_serde::decode::Error),
     #[error("{0} bytes after the record body")]
@@ -99,7 +100,7 @@ struct Rest {
     created_at: u64,
     expires_at: u64,
     roles: Vec<String>,
-    scopes: Vec<Scope>,
+    scopes: Vec<String>,
     digest: serde_bytes::ByteArray<32>,
     previous: Option<(serde_bytes::ByteArray<32>, u64)>,
 }
@@ -127,7 +128,7 @@ pub(super) fn encode_body(token: &Token) -> Vec<u8> {
         created_at: token.created_at.millis(),
         expires_at: token.expires_at.millis(),
         roles: token.roles.clone(),
-        scopes: token.scopes.clone(),
+        scopes: token.scopes.iter().map(ToString::to_string).collect(),
         digest: serde_bytes::ByteArray::new(*token.digest.as_bytes()),
         previous: token.previous.as_ref().map(|p| (serde_bytes::ByteArray::new(*p.digest.as_bytes()), p.valid_until.0)),
     };
@@ -177,6 +178,7 @@ pub(super) fn decode(id: TokenId, bytes: &[u8]) -> Result<Token, RecordError> {
         1 => TokenKind::Organization,
         other => return Err(RecordError::Kind(other)),
     };
+    let scopes = rest.scopes.iter().map(|s| s.parse()).collect::<Result<_, _>>();
     Ok(Token {
         id,
         kind,
@@ -187,7 +189,7 @@ pub(super) fn decode(id: TokenId, bytes: &[u8]) -> Result<Token, RecordError> {
         expires_at: Timestamp(rest.expires_at),
         status,
         roles: rest.roles,
-        scopes: rest.scopes,
+        scopes: scopes.map_err(|e| RecordError::Scope(format!("{e}")))?,
         last_used_at: (last_used != 0).then_some(Timestamp(last_used)),
         last_used_from: (!from.is_empty()).then(|| from.to_string()),
         digest: TokenDigest::from_bytes(rest.digest.into_array()),
