@@ -294,3 +294,58 @@ async fn the_store_migrate_command_moves_every_old_token() {
         assert_eq!(store.get(&t.id).await.unwrap().as_ref(), Some(t));
     }
 }
+
+fn reply_lines(reply: &str) -> Vec<String> {
+    reply.lines().filter(|l| !l.starts_with(['*', '$'])).map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_indexes_stay_small_listpacks_through_splits_and_deletions() {
+    let server = RedisServer::start();
+    let store: Store = Arc::new(RedisStore::open(&server.config("pg"), StoreOptions::default()).unwrap());
+    // 600 tokens created out of order (a permutation of their creation times), by four writers at
+    // once: leaves split in the middle as well as at the end, and splits race.
+    let tokens: Vec<Token> =
+        (0..600u64).map(|i| token_at(&format!("t{i}"), "alice", 1_000_000 + (i * 7919) % 600).1).collect();
+    let mut writers = Vec::new();
+    for chunk in tokens.chunks(150) {
+        let (store, chunk) = (store.clone(), chunk.to_vec());
+        writers.push(tokio::spawn(async move {
+            for t in &chunk {
+                store.create(t, "op").await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    // Delete a long run of the oldest and every third of the rest: leaves empty out.
+    let mut by_age = tokens.clone();
+    by_age.sort_by_key(|t| Cursor::new(t.created_at, &t.id));
+    let mut kept = Vec::new();
+    for (i, t) in by_age.into_iter().enumerate() {
+        if (100..260).contains(&i) || i % 3 == 0 {
+            store.transition(&t.id, Action::Revoke, "op").await.unwrap();
+            store.delete(&t.id, "op").await.unwrap();
+        } else {
+            kept.push(t);
+        }
+    }
+    assert_store_holds(&store, &kept).await;
+
+    for (leaves, dir) in [("{pg}:gl:*", "{pg}:gd"), ("{pg}:ol:alice:*", "{pg}:od:alice")] {
+        let keys = reply_lines(&server.command(&["KEYS", leaves]));
+        assert!(keys.len() >= 4, "{keys:?}");
+        let mut entries = 0;
+        for key in &keys {
+            assert_eq!(reply_lines(&server.command(&["OBJECT", "ENCODING", key])), ["listpack"], "{key}");
+            let n: usize = server.command(&["ZCARD", key]).trim().trim_start_matches(':').parse().unwrap();
+            assert!((1..=128).contains(&n), "{key}: {n} entries");
+            entries += n;
+        }
+        assert_eq!(entries, kept.len());
+        // Every leaf but the first has a directory member, and every member a leaf.
+        let members: usize = server.command(&["ZCARD", dir]).trim().trim_start_matches(':').parse().unwrap();
+        assert_eq!(members, keys.iter().filter(|k| !k.ends_with(":0")).count());
+    }
+}
