@@ -64,12 +64,7 @@ impl RedisServer {
     }
 
     pub fn config(&self, key_prefix: &str) -> RedisConfig {
-        RedisConfig {
-            url: self.url(),
-            key_prefix: key_prefix.to_string(),
-            connect_timeout: Duration::from_millis(500),
-            command_timeout: Duration::from_millis(1000),
-        }
+        RedisConfig { connect_timeout: Duration::from_millis(500), ..RedisConfig::standalone(self.url(), key_prefix) }
     }
 
     /// Kills the server abruptly (like a crash or a node loss).

@@ -34,4 +34,8 @@ impl Keys {
     pub(super) fn channel(&self) -> String {
         format!("{}:inval", self.tag)
     }
+    /// Written by the readiness check (expires after a minute).
+    pub(super) fn probe(&self) -> String {
+        format!("{}:probe", self.tag)
+    }
 }

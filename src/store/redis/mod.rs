@@ -32,16 +32,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
+mod connect;
 mod keys;
+mod sentinel;
 mod subscription;
 
+use connect::Link;
 use keys::Keys;
 use subscription::subscribe_forever;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, ScriptInvocation};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -64,9 +65,11 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Link,
     keys: Keys,
     options: StoreOptions,
+    /// `PUBLISH`, or `SPUBLISH` on Cluster (sharded pub/sub).
+    publish: &'static str,
     events: broadcast::Sender<Invalidation>,
     connected: Arc<AtomicBool>,
     scripts: Scripts,
@@ -94,39 +97,41 @@ impl RedisStore {
     /// Creates the store without connecting: the first command connects, and the subscription
     /// task keeps retrying in the background. Must be called inside a tokio runtime.
     pub fn open(config: &RedisConfig, options: StoreOptions) -> Result<Self, StoreError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config).map_err(unavailable)?;
+        let (conn, feed) = connect::open(config).map_err(unavailable)?;
         let keys = Keys { tag: format!("{{{}}}", config.key_prefix) };
         let (events, _) = broadcast::channel(1024);
         let connected = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
+        if let Link::Sentinel(link) = &conn {
+            tokio::spawn(link.clone().watch(stop.clone()));
+        }
+        // On Cluster the channel is a sharded one: scripts publish with SPUBLISH.
+        let publish = if matches!(conn, Link::Cluster(_)) { "SPUBLISH" } else { "PUBLISH" };
         tokio::spawn(subscribe_forever(
-            client,
+            feed,
             keys.channel(),
+            keys.index(),
             events.clone(),
             connected.clone(),
             config.connect_timeout,
             stop.clone(),
         ));
+        let script =
+            |source: &str| Script::new(&source.replace("redis.call('PUBLISH'", &format!("redis.call('{publish}'")));
         let scripts = Scripts {
-            create: Script::new(include_str!("lua/create.lua")),
-            transition: Script::new(include_str!("lua/transition.lua")),
-            delete: Script::new(include_str!("lua/delete.lua")),
-            rotate: Script::new(include_str!("lua/rotate.lua")),
-            last_used: Script::new(include_str!("lua/last_used.lua")),
-            delete_principal: Script::new(include_str!("lua/delete_principal.lua")),
+            create: script(include_str!("lua/create.lua")),
+            transition: script(include_str!("lua/transition.lua")),
+            delete: script(include_str!("lua/delete.lua")),
+            rotate: script(include_str!("lua/rotate.lua")),
+            last_used: script(include_str!("lua/last_used.lua")),
+            delete_principal: script(include_str!("lua/delete_principal.lua")),
         };
         Ok(Self {
             inner: Arc::new(Inner {
                 conn,
                 keys,
                 options,
+                publish,
                 events,
                 connected,
                 scripts,
@@ -135,7 +140,7 @@ impl RedisStore {
         })
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Link {
         self.inner.conn.clone()
     }
 
@@ -212,7 +217,17 @@ impl TokenStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        redis::cmd("PING").query_async::<()>(&mut self.conn()).await.map_err(unavailable)
+        // A write to the deployment's slot: it fails on a replica (READONLY), on a Cluster node
+        // that does not own the slot (MOVED, when a plain URL points at one) and without write
+        // permission, all of which a PING would miss.
+        redis::cmd("SET")
+            .arg(self.inner.keys.probe())
+            .arg(Timestamp::now().millis())
+            .arg("PX")
+            .arg(60_000)
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
     }
 
     async fn create(&self, token: &Token, actor: &str) -> Result<(), StoreError> {
@@ -393,7 +408,9 @@ impl TokenStore for RedisStore {
             .atomic()
             .set(self.inner.keys.principal(&principal.id), json)
             .ignore()
-            .publish(self.inner.keys.channel(), Invalidation::Principal(principal.id.clone()).encode())
+            .cmd(self.inner.publish)
+            .arg(self.inner.keys.channel())
+            .arg(Invalidation::Principal(principal.id.clone()).encode())
             .ignore()
             .query_async::<()>(&mut self.conn())
             .await
