@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod gate;
+pub mod topology;
 pub mod upstream;
 
 use std::io::{Read, Write};
@@ -34,13 +35,20 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra command-line settings (TLS, ACL users, cluster mode, replication).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    /// A server with extra `redis-server` arguments (`--name value` pairs).
+    pub fn start_with(extra: Vec<String>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let mut server = Self { port, dir, child: None };
+        let mut server = Self { port, dir, child: None, extra };
         server.spawn();
         server
     }
@@ -51,6 +59,7 @@ impl RedisServer {
             .args(["--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -73,6 +82,10 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
