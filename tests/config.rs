@@ -30,7 +30,11 @@ fn refused_with_env(yaml: &str, vars: &[(&str, &str)], field: &str, problem: &st
 
 #[test]
 fn the_shipped_configs_are_valid() {
-    for file in ["config/tokengate.yaml", "config/minimal.yaml", "config/redis.yaml"] {
+    let examples = std::fs::read_dir("config/examples").unwrap().map(|e| e.unwrap().path().display().to_string());
+    let files: Vec<String> =
+        ["config/tokengate.yaml".to_string(), "config/minimal.yaml".to_string()].into_iter().chain(examples).collect();
+    assert!(files.len() >= 6, "{files:?}");
+    for file in &files {
         let c = Config::load(file.as_ref(), &BTreeMap::new()).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(c.upstream.as_str(), "http://127.0.0.1:3000/");
     }

@@ -17,8 +17,8 @@ use super::{RedisServer, free_port};
 /// The ACL user tokengate connects as in the TLS setup, limited to its own keys and channel.
 pub const ACL_USER: &str = "tokengate";
 
-/// A CA, a server certificate for `localhost` and 127.0.0.1, and a client certificate, written
-/// to a temporary directory.
+/// A CA, a server certificate for the given names, and a client certificate, written to a
+/// temporary directory.
 pub struct Pki {
     pub dir: tempfile::TempDir,
     pub ca_pem: String,
@@ -28,6 +28,10 @@ pub struct Pki {
 
 impl Pki {
     pub fn generate() -> Self {
+        Self::for_names(&["localhost", "127.0.0.1"])
+    }
+
+    pub fn for_names(server_names: &[&str]) -> Self {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -36,7 +40,8 @@ impl Pki {
         let issuer = Issuer::new(ca_params, ca_key);
 
         let server_key = KeyPair::generate().unwrap();
-        let mut server_params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let names: Vec<String> = server_names.iter().map(|n| n.to_string()).collect();
+        let mut server_params = CertificateParams::new(names).unwrap();
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         server_params.distinguished_name.push(DnType::CommonName, "localhost");
         let server = server_params.signed_by(&server_key, &issuer).unwrap();
@@ -84,7 +89,8 @@ pub struct TlsRedis {
 
 impl TlsRedis {
     pub fn start(prefix: &str) -> Self {
-        let pki = Pki::generate();
+        // Only the name: connecting by address must fail the name check.
+        let pki = Pki::for_names(&["localhost"]);
         let tls_port = free_port();
         let password = "acl-password-for-tests".to_string();
         let p = |name: &str| pki.path(name).display().to_string();
@@ -109,6 +115,22 @@ impl TlsRedis {
             "-@dangerous".into(),
         ]);
         Self { server, tls_port, pki, password }
+    }
+
+    /// The `store` section for a gate: the same connection as [`Self::config`], from files.
+    pub fn store_yaml(&self, prefix: &str) -> String {
+        let password_file = self.pki.path("password");
+        std::fs::write(&password_file, format!("{}\n", self.password)).unwrap();
+        format!(
+            "store:\n  redis:\n    url: rediss://localhost:{}/\n    username: {ACL_USER}\n    password_file: {}\n    \
+             tls:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}\n{}",
+            self.tls_port,
+            password_file.display(),
+            self.pki.path("ca.pem").display(),
+            self.pki.path("client.pem").display(),
+            self.pki.path("client.key").display(),
+            common_yaml(prefix),
+        )
     }
 
     /// Connects as [`ACL_USER`] over mutual TLS to `localhost` (the name in the certificate).
@@ -216,6 +238,16 @@ impl SentinelSet {
         }
     }
 
+    /// The `store` section for a gate.
+    pub fn store_yaml(&self, prefix: &str) -> String {
+        let nodes: Vec<String> = self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+        format!(
+            "store:\n  redis:\n    sentinel:\n      master: {MASTER_NAME}\n      nodes: [{}]\n{}",
+            nodes.join(", "),
+            common_yaml(prefix)
+        )
+    }
+
     /// The port of the server the sentinels currently name as master.
     pub fn master_port(&self) -> Option<u16> {
         self.sentinels.iter().find_map(|s| {
@@ -238,6 +270,11 @@ impl SentinelSet {
         }
         killed.elapsed()
     }
+}
+
+/// The key prefix and the short timeouts the tests use, under `store.redis`.
+fn common_yaml(prefix: &str) -> String {
+    format!("    key_prefix: {prefix}\n    connect_timeout: 300ms\n    command_timeout: 500ms\n")
 }
 
 /// Full synchronisation starts at once (the default waits 5 s for more replicas).
@@ -315,6 +352,12 @@ impl RedisCluster {
         }
     }
 
+    /// The `store` section for a gate (three of the six nodes as seeds).
+    pub fn store_yaml(&self, prefix: &str) -> String {
+        let nodes: Vec<String> = self.nodes.iter().take(3).map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        format!("store:\n  redis:\n    cluster:\n      nodes: [{}]\n{}", nodes.join(", "), common_yaml(prefix))
+    }
+
     /// The index in `nodes` of the master that owns the slot of `{prefix}`.
     pub fn owner_of(&self, prefix: &str) -> usize {
         let any = self.nodes.iter().find(|n| n.is_running()).expect("a running node");
@@ -328,13 +371,30 @@ impl RedisCluster {
     }
 
     /// Waits until the owner's replica has every acknowledged write, kills the master owning
-    /// `{prefix}`'s slot and waits until the cluster is ok again. Returns how long that took.
+    /// `{prefix}`'s slot and waits until that replica is promoted and the cluster is ok again.
+    /// Returns how long that took.
     pub fn fail_over(&mut self, prefix: &str) -> Duration {
         let owner = self.owner_of(prefix);
+        let owner_id = self.nodes[owner].command(&["CLUSTER", "MYID"]);
+        let owner_id = owner_id.lines().nth(1).unwrap_or_default().trim().to_string();
+        let replica = self
+            .nodes
+            .iter()
+            .position(|n| {
+                // A replica's own line names its master's id in the fourth field.
+                let nodes = n.command(&["CLUSTER", "NODES"]);
+                nodes.lines().any(|l| l.contains("myself") && l.split_whitespace().nth(3) == Some(owner_id.as_str()))
+            })
+            .expect("the owner has a replica");
         let acked = command(self.nodes[owner].port, &["WAIT", "1", "5000"]);
         assert!(acked.starts_with(":1"), "the replica did not catch up: {acked}");
         self.nodes[owner].kill();
         let killed = Instant::now();
+        let deadline = killed + Duration::from_secs(30);
+        while !self.nodes[replica].command(&["ROLE"]).contains("master") {
+            assert!(Instant::now() < deadline, "the replica was not promoted within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.wait_until_ok();
         killed.elapsed()
     }

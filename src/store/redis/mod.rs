@@ -15,20 +15,24 @@
 //! | `{p}:pr:<principal id>`      | string | principal JSON                                                  |
 //! | `{p}:audit`                  | list   | audit event JSON, newest first, trimmed to `audit.max_events`  |
 //! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
+//! | `{p}:probe`                  | string | readiness check's last write (Unix ms), expires after 60 s      |
 //!
 //! `st`, `lu` and `lf` take precedence over the same fields inside `rec`. Creation, transitions,
 //! rotation, deletion and principal deletion (which revokes the principal's personal tokens,
 //! walking `own:<id>`) are Lua scripts (`src/store/redis/lua/`) that check, write, append the audit
 //! events and publish the invalidations in one atomic step.
 //!
-//! The command connection is a [`ConnectionManager`] created lazily, so tokengate starts while
-//! Redis is down and reconnects by itself. The invalidation subscription runs on its own
-//! connection in a background task that pings it, resubscribes after any failure and emits
-//! [`Invalidation::All`] whenever messages may have been missed. The task stops when the store
-//! is dropped.
+//! How Redis is reached (one server, Sentinel or Cluster; TLS and ACL credentials) is in
+//! `connect`: every connection is created lazily, so tokengate starts while Redis is down and
+//! reconnects by itself. On Cluster the scripts publish with `SPUBLISH` (sharded pub/sub; the
+//! channel shares the keys' slot). The invalidation subscription runs on its own connection in
+//! a background task (`subscription`) that pings it, resubscribes after any failure and emits
+//! [`Invalidation::All`] whenever messages may have been missed. `{p}:probe` is written by the
+//! readiness check. Background tasks stop when the store is dropped.
 //!
 //! This file is one trait implementation (every store operation against the schema above) and
-//! stays together for that reason; key naming is in `keys`, the subscription in `subscription`.
+//! stays together for that reason; key naming is in `keys`, connections in `connect` and
+//! `sentinel`, the subscription in `subscription`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -21,7 +21,7 @@ use crate::store::Invalidation;
 /// subscription is noticed (and the cache flushed) within twice this.
 const SUBSCRIPTION_PING: Duration = Duration::from_secs(1);
 /// Largest backoff between resubscription attempts.
-const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(2);
+const MAX_RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 /// Keeps one subscription to `channel` alive until `stop` is cancelled. `probe_key` is a key in
 /// the channel's slot (Cluster pings the shard through it).
 pub(super) async fn subscribe_forever(
