@@ -214,6 +214,56 @@ async fn a_cluster_master_failover_loses_no_token_and_revocations_still_propagat
     );
 }
 
+/// The master frozen (SIGSTOP) instead of killed: requests time out rather than fail at once,
+/// the sentinels fail over, and when the old master thaws (and is turned into a replica)
+/// tokengate keeps writing to the new one: no write is lost to the old master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_sentinel_master_is_left_behind_when_it_thaws() {
+    let mut set = tokio::task::block_in_place(SentinelSet::start);
+    let upstream = Upstream::start().await;
+    let gate = Gate::start(&format!("upstream: {}\n{}", upstream.url(), set.store_yaml("test"))).await;
+    wait_ready(&gate).await;
+    let cached = issue(&gate.store, 1, "cached").await.remove(0);
+    assert_eq!(get(&gate.url("/x"), &[("authorization", &bearer(&cached))]).await.status, 200);
+
+    let frozen = Instant::now();
+    let promoted = tokio::task::block_in_place(|| set.freeze_master());
+    assert_eq!(get(&gate.url("/x"), &[("authorization", &bearer(&cached))]).await.status, 200);
+    let resumed = first_write_after(&gate.store, frozen).await;
+
+    set.master.resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !set.master.command(&["ROLE"]).contains("slave") {
+        assert!(Instant::now() < deadline, "the sentinels did not turn the old master into a replica");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every write now lands on the new master, and reads see it.
+    let after = issue(&gate.store, 20, "after-thaw").await;
+    for t in &after {
+        assert_eq!(get(&gate.url("/x"), &[("authorization", &bearer(t))]).await.status, 200);
+    }
+    // The old master (now a replica) converges on the new one's data: nothing was written to it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while set.replica.command(&["DBSIZE"]) != set.master.command(&["DBSIZE"]) {
+        assert!(Instant::now() < deadline, "the old master does not follow the new one");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("frozen master: promoted {promoted:?} after the freeze, writes back after {resumed:?}");
+}
+
+/// A plain URL pointing at a replica: reads work, but readiness writes and reports READONLY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_on_a_replica_is_503() {
+    let set = tokio::task::block_in_place(SentinelSet::start);
+    let upstream = Upstream::start().await;
+    let gate = Gate::start(&support::gate::redis_config(&upstream.url(), &set.replica.url(), "")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = get(&gate.admin_url("/readyz"), &[]).await;
+    assert_eq!(ready.status, 503);
+    let error = ready.json()["store_error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("READONLY") || error.contains("ReadOnly") || error.contains("read only"), "{error}");
+}
+
 /// A plain URL pointing at a Cluster node that does not own the deployment's slot: PING works,
 /// but readiness writes to the slot and reports the MOVED error instead of saying ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

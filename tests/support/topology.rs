@@ -259,9 +259,19 @@ impl SentinelSet {
     /// Waits until the replica has every write the master acknowledged, then kills the master
     /// and waits until the sentinels promote the replica. Returns how long the promotion took.
     pub fn fail_over(&mut self) -> Duration {
+        self.master_lost(|m| m.kill())
+    }
+
+    /// Like [`Self::fail_over`], but the master is frozen (SIGSTOP), not killed: its sockets stay
+    /// open and nothing answers. [`RedisServer::resume`] thaws it later.
+    pub fn freeze_master(&mut self) -> Duration {
+        self.master_lost(|m| m.pause())
+    }
+
+    fn master_lost(&mut self, lose: impl FnOnce(&mut RedisServer)) -> Duration {
         let acked = command(self.master.port, &["WAIT", "1", "5000"]);
         assert!(acked.starts_with(":1"), "the replica did not catch up: {acked}");
-        self.master.kill();
+        lose(&mut self.master);
         let killed = Instant::now();
         let deadline = killed + Duration::from_secs(30);
         while self.master_port() != Some(self.replica.port) {
@@ -412,8 +422,8 @@ fn owns(n: &RedisServer, slot: u16) -> bool {
     })
 }
 
-/// One raw command to a loopback port; the raw reply.
-fn command(port: u16, args: &[&str]) -> String {
+/// One raw command to a loopback port; the raw reply (empty when nothing answers).
+pub fn command(port: u16, args: &[&str]) -> String {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
     let mut req = format!("*{}\r\n", args.len());
     for a in args {
