@@ -192,4 +192,5 @@ every_backend!(
     restart_keeps_data_and_the_store_recovers,
     rotation_replaces_the_secret_with_an_optional_grace_period,
     concurrent_rotations_have_exactly_one_winner,
+    permits_follow_the_rate_limit_and_the_quota,
 );

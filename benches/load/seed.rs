@@ -56,6 +56,7 @@ fn request(name: String) -> NewToken {
         lifetime: Duration::from_secs(90 * 86_400),
         roles: vec!["viewer".into()],
         scopes: vec![],
+        limits: Default::default(),
     }
 }
 

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use tokengate::store::embedded::EmbeddedStore;
 use tokengate::store::{Invalidation, LastUse, ListQuery, Page, StoreError, TokenStore};
 use tokengate::token::TokenId;
+use tokengate::token::limits::{Grant, TokenLimits};
 use tokengate::token::{Action, AuditEvent, Principal};
 use tokio::sync::broadcast;
 
@@ -174,6 +175,7 @@ pub fn new_token(kind: TokenKind, name: &str, owner: &str) -> NewToken {
         lifetime: Duration::from_secs(30 * 86_400),
         roles: vec!["viewer".to_string()],
         scopes: vec![],
+        limits: Default::default(),
     }
 }
 
@@ -320,6 +322,10 @@ impl TokenStore for Counting {
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
         self.hit()?;
         self.inner.audit(limit).await
+    }
+    async fn take_permits(&self, id: &TokenId, limits: &TokenLimits, n: u32) -> Result<Grant, StoreError> {
+        self.hit()?;
+        self.inner.take_permits(id, limits, n).await
     }
     fn invalidations(&self) -> broadcast::Receiver<Invalidation> {
         self.inner.invalidations()

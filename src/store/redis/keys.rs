@@ -38,4 +38,8 @@ impl Keys {
     pub(super) fn probe(&self) -> String {
         format!("{}:probe", self.tag)
     }
+    /// A token's rate-limit state and quota use (`take.lua`).
+    pub(super) fn limiter(&self, id: &TokenId) -> String {
+        format!("{}:lim:{id}", self.tag)
+    }
 }

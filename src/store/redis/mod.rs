@@ -57,6 +57,7 @@ use crate::clock::Timestamp;
 use crate::config::RedisConfig;
 use crate::token::TokenId;
 use crate::token::digest::TokenDigest;
+use crate::token::limits::{Grant, TokenLimits};
 use crate::token::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
 
 /// Tokens per last-used script call.
@@ -87,6 +88,7 @@ struct Scripts {
     rotate: Script,
     last_used: Script,
     delete_principal: Script,
+    take: Script,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -129,6 +131,7 @@ impl RedisStore {
             rotate: script(include_str!("lua/rotate.lua")),
             last_used: script(include_str!("lua/last_used.lua")),
             delete_principal: script(include_str!("lua/delete_principal.lua")),
+            take: script(include_str!("lua/take.lua")),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -461,5 +464,27 @@ impl TokenStore for RedisStore {
 
     fn invalidations_connected(&self) -> bool {
         self.inner.connected.load(Ordering::Relaxed)
+    }
+
+    async fn take_permits(&self, id: &TokenId, limits: &TokenLimits, n: u32) -> Result<Grant, StoreError> {
+        let (interval, burst) = limits.rate.map_or((0, 0), |r| (r.gcra().interval_us, r.burst()));
+        let (granted, retry_us, remaining, exhausted): (u32, u64, u32, u8) = self
+            .inner
+            .scripts
+            .take
+            .key(self.inner.keys.limiter(id))
+            .arg(interval)
+            .arg(burst)
+            .arg(n)
+            .arg(limits.quota.unwrap_or(0))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(Grant {
+            granted,
+            retry_after: std::time::Duration::from_micros(retry_us),
+            remaining,
+            quota_exhausted: exhausted == 1,
+        })
     }
 }
