@@ -158,6 +158,21 @@ pub struct ProxyConfig {
     /// How long an idle pooled upstream connection is kept.
     pub upstream_idle_timeout: Duration,
     pub tls: Option<TlsFiles>,
+    /// Peers whose `X-Forwarded-For` is believed: the client address is then the rightmost
+    /// address in it that is not one of these. Empty: the socket's peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whether a request of a rate-limited or quota token passes when the store cannot hand out
+    /// permits.
+    pub token_limits_on_store_error: OnStoreError,
+}
+
+/// Whether a request is admitted when the store cannot hand out permits for its token's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStoreError {
+    /// Admit it (counted in `tokengate_limit_store_errors_total`).
+    Open,
+    /// Refuse it with 503.
+    Closed,
 }
 
 #[derive(Debug, Clone)]

@@ -186,6 +186,8 @@ pub struct RawProxy {
     pub upstream_response_timeout: Option<DurationText>,
     pub upstream_idle_timeout: Option<DurationText>,
     pub tls: Option<RawTls>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub token_limits_on_store_error: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

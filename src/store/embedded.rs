@@ -117,10 +117,15 @@ impl Inner {
     /// Up to `n` permits under the token's rate limit (all `n` when it has none).
     fn take_rate(&self, id: &TokenId, limits: &TokenLimits, n: u32) -> Grant {
         let Some(rate) = &limits.rate else {
-            return Grant { granted: n, retry_after: Duration::ZERO, remaining: n, quota_exhausted: false };
+            // No rate: what remains is the quota's to say.
+            return Grant { granted: n, retry_after: Duration::ZERO, remaining: u32::MAX, quota_exhausted: false };
         };
         let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
         let mut rates = self.rates.lock().expect("rates lock");
+        if rates.len() >= 10_000 {
+            // A TAT in the past means a full burst, the same as no entry.
+            rates.retain(|_, tat| *tat > now_us);
+        }
         let (grant, tat) = rate.gcra().take(rates.get(id).copied(), now_us, n);
         rates.insert(*id, tat);
         grant
@@ -457,8 +462,10 @@ impl TokenStore for EmbeddedStore {
                 if left == 0 {
                     return Ok(Grant { granted: 0, retry_after: Duration::ZERO, remaining: 0, quota_exhausted: true });
                 }
-                let grant = s.take_rate(&id, &limits, n.min(u32::try_from(left).unwrap_or(u32::MAX)));
+                let mut grant = s.take_rate(&id, &limits, n.min(u32::try_from(left).unwrap_or(u32::MAX)));
                 table.insert(id.as_str(), used + u64::from(grant.granted)).map_err(unavailable)?;
+                let quota_left = u32::try_from(left - u64::from(grant.granted)).unwrap_or(u32::MAX);
+                grant.remaining = grant.remaining.min(quota_left);
                 grant
             };
             txn.commit().map_err(unavailable)?;

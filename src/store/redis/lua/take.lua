@@ -3,7 +3,8 @@
 -- KEYS: the token's limiter hash (fields: tat, theoretical arrival time in µs; used, requests
 --       counted against the quota)
 -- ARGV: interval in µs (0: no rate limit), burst, n, quota (0: no quota)
--- Returns {granted, retry after in µs, remaining at once, quota exhausted (0/1)}.
+-- Returns {granted, retry after in µs, remaining at once (the smaller of the rate's and the
+-- quota's), quota exhausted (0/1)}.
 local interval, burst, n, quota = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local used = 0
 if quota > 0 then
@@ -41,7 +42,13 @@ if interval > 0 then
     redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.floor(tat / 1000) + 1000))
   end
 end
-if quota > 0 and granted > 0 then
-  redis.call('HSET', KEYS[1], 'used', string.format('%.0f', used + granted))
+if quota > 0 then
+  if granted > 0 then
+    redis.call('HSET', KEYS[1], 'used', string.format('%.0f', used + granted))
+  end
+  local left = quota - used - granted
+  if interval == 0 or left < remaining then
+    remaining = left
+  end
 end
 return {granted, retry, remaining, 0}
