@@ -95,6 +95,47 @@ impl TokenLimits {
     }
 }
 
+/// `100/60s burst 20, quota 100000, from 10.0.0.0/8`; `none` when unlimited.
+impl std::fmt::Display for TokenLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(r) = &self.rate {
+            let burst = r.burst.map(|b| format!(" burst {b}")).unwrap_or_default();
+            parts.push(format!("{}/{}s{burst}", r.requests, r.window_secs));
+        }
+        if let Some(q) = self.quota {
+            parts.push(format!("quota {q}"));
+        }
+        if !self.networks.is_empty() {
+            let nets: Vec<String> = self.networks.iter().map(ToString::to_string).collect();
+            parts.push(format!("from {}", nets.join(" ")));
+        }
+        if parts.is_empty() { f.write_str("none") } else { f.write_str(&parts.join(", ")) }
+    }
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+
+    /// `REQUESTS/WINDOW`: `100/s`, `100/1s`, `1000/1m`, `5000/1h` (whole seconds).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let shape = || format!("{s:?}: expected REQUESTS/WINDOW, e.g. 100/1s, 1000/1m");
+        let (requests, window) = s.split_once('/').ok_or_else(shape)?;
+        let requests: u32 = requests.trim().parse().map_err(|_| shape())?;
+        let window = window.trim();
+        let window =
+            if window.starts_with(|c: char| c.is_ascii_digit()) { window.to_string() } else { format!("1{window}") };
+        let window = humantime::parse_duration(&window).map_err(|_| shape())?;
+        if window.subsec_nanos() != 0 {
+            return Err(format!("{s:?}: the window must be whole seconds"));
+        }
+        let window_secs = u32::try_from(window.as_secs()).map_err(|_| shape())?;
+        let rate = Self { requests, window_secs, burst: None };
+        rate.check().map_err(|e| e.to_string())?;
+        Ok(rate)
+    }
+}
+
 impl RateLimit {
     fn check(&self) -> Result<(), LimitError> {
         if !(1..=MAX_RATE_REQUESTS).contains(&self.requests) {
@@ -189,6 +230,23 @@ mod tests {
             tat = Some(next);
         }
         assert!((100..=103).contains(&granted), "{granted}");
+    }
+
+    #[test]
+    fn rates_parse_and_limits_display() {
+        let r: RateLimit = "100/1m".parse().unwrap();
+        assert_eq!((r.requests, r.window_secs), (100, 60));
+        assert_eq!("5/s".parse::<RateLimit>().unwrap().window_secs, 1);
+        for bad in ["", "100", "x/1s", "100/1.5s", "0/1s", "100/0s", "100/2days"] {
+            assert!(bad.parse::<RateLimit>().is_err(), "{bad:?}");
+        }
+        let l = TokenLimits {
+            rate: Some(RateLimit { requests: 100, window_secs: 60, burst: Some(20) }),
+            quota: Some(5),
+            networks: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        assert_eq!(l.to_string(), "100/60s burst 20, quota 5, from 10.0.0.0/8");
+        assert_eq!(TokenLimits::default().to_string(), "none");
     }
 
     #[test]
