@@ -115,6 +115,7 @@ fn auth_cache_hit(c: &mut Criterion) {
             lifetime: Duration::from_secs(86_400),
             roles: vec!["viewer".into()],
             scopes: vec![],
+            limits: Default::default(),
         };
         let (secret, _) = minter.issue(store.as_ref(), &req).await.unwrap();
         let config = CacheConfig {

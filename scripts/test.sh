@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs every tokengate test. What the tests need beyond Rust is installed when missing:
-# - redis-server (the Redis store tests start their own server on a free loopback port);
+# - redis-server, redis-cli and redis-sentinel (the Redis tests start their own servers, sentinels
+#   and clusters on free loopback ports);
 # - Debian's chromium and, from npm, playwright-core (the Tokens page browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then

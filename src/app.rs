@@ -21,6 +21,7 @@ use crate::admin::api::Api;
 use crate::admin::webhook::{Notifier, NotifierTask};
 use crate::auth::Authenticator;
 use crate::auth::cache::AuthCache;
+use crate::auth::metering::Metering;
 use crate::config::{Config, RuntimeConfig};
 use crate::metrics::{CacheMetrics, ProxyMetrics, RecorderMetrics, WebhookMetrics};
 use crate::net::server::{self, Drain};
@@ -76,7 +77,9 @@ impl App {
             RecorderMetrics::new(&registry),
         );
         let tunnels = TaskTracker::new();
-        let proxy = Proxy::new(&config, authenticator.clone(), recorder, proxy_metrics.clone(), tunnels.clone());
+        let metering = Metering::new(store.clone(), config.proxy.token_limits_on_store_error, &registry);
+        let proxy =
+            Proxy::new(&config, authenticator.clone(), metering, recorder, proxy_metrics.clone(), tunnels.clone());
         let (notifier, notifier_task) = Notifier::start(&config.notifications, WebhookMetrics::new(&registry));
         let api = Api {
             store: store.clone(),

@@ -46,13 +46,14 @@ pub enum Outcome {
     InvalidToken,
     InsufficientScope,
     TooManyFailures,
+    TokenLimit,
     StoreUnavailable,
     UpstreamError,
     UpstreamTimeout,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Self::Forwarded,
         Self::Public,
         Self::MissingCredentials,
@@ -60,6 +61,7 @@ impl Outcome {
         Self::InvalidToken,
         Self::InsufficientScope,
         Self::TooManyFailures,
+        Self::TokenLimit,
         Self::StoreUnavailable,
         Self::UpstreamError,
         Self::UpstreamTimeout,
@@ -74,6 +76,7 @@ impl Outcome {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::TooManyFailures => "too_many_failures",
+            Self::TokenLimit => "token_limit",
             Self::StoreUnavailable => "store_unavailable",
             Self::UpstreamError => "upstream_error",
             Self::UpstreamTimeout => "upstream_timeout",

@@ -19,6 +19,27 @@ fn check_config_accepts_the_shipped_config_and_prints_a_summary() {
     assert!(stdout.contains("OK") && stdout.contains("store: embedded"), "{stdout}");
 }
 
+/// Each example in config/examples/ passes `check-config`, and the summary says which Redis
+/// topology it connects to (and never a secret).
+#[test]
+fn check_config_accepts_every_example() {
+    for (file, expected) in [
+        ("config/examples/redis.yaml", "redis (redis://127.0.0.1:6379/0, no TLS"),
+        ("config/examples/redis-tls-acl.yaml", "TLS, user tokengate"),
+        ("config/examples/redis-sentinel.yaml", "sentinel master \"mymaster\" via sentinel-0.sentinel:26379"),
+        ("config/examples/redis-cluster.yaml", "cluster via redis-cluster-0.redis-cluster:6379"),
+    ] {
+        let out = tokengate()
+            .args(["check-config", "--config", file])
+            .env("TOKENGATE_REDIS_PASSWORD", "example-password")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(expected) && !stdout.contains("example-password"), "{file}: {stdout}");
+    }
+}
+
 #[test]
 fn check_config_names_the_field_and_exits_non_zero() {
     let dir = tempfile::tempdir().unwrap();

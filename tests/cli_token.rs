@@ -184,3 +184,52 @@ async fn a_closed_pipe_ends_the_command_quietly() {
         assert!(stderr.is_empty(), "{args:?}: no message, no panic: {stderr}");
     }
 }
+
+/// `--rate`, `--burst`, `--quota` and `--allow-network` at creation; `list` and `show` print the
+/// limits; a malformed rate is refused by the CLI before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_set_at_creation_and_shown() {
+    let a = Admin::start("").await;
+    a.principal("alice", None, &["viewer"]).await;
+    let args = [
+        "create",
+        "--name",
+        "metered",
+        "--owner",
+        "alice",
+        "--rate",
+        "100/1m",
+        "--burst",
+        "20",
+        "--quota",
+        "5000",
+        "--allow-network",
+        "10.0.0.0/8",
+        "--json",
+    ];
+    let run = tokengate(&a, OP, &args, "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let created: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        created["limits"],
+        json!({"rate": {"requests": 100, "window_secs": 60, "burst": 20}, "quota": 5000, "networks": ["10.0.0.0/8"]})
+    );
+    let id = created["id"].as_str().unwrap().to_string();
+    let run = tokengate(&a, OP, &["list"], "").await;
+    assert!(run.stdout.lines().next().unwrap().contains("LIMITS"), "{}", run.stdout);
+    assert!(run.stdout.contains("100/60s burst 20, quota 5000, from 10.0.0.0/8"), "{}", run.stdout);
+    let run = tokengate(&a, OP, &["show", &id], "").await;
+    assert!(run.stdout.contains("Limits     100/60s burst 20, quota 5000, from 10.0.0.0/8"), "{}", run.stdout);
+
+    let before = a.snapshot().await;
+    for bad in [&["--rate", "100"][..], &["--rate", "fast"], &["--burst", "5"], &["--quota", "-1"]] {
+        let mut args = vec!["create", "--name", "bad", "--owner", "alice"];
+        args.extend_from_slice(bad);
+        let run = tokengate(&a, OP, &args, "").await;
+        assert_eq!(run.code, 2, "{bad:?}: {}", run.stderr);
+    }
+    let run = tokengate(&a, OP, &["create", "--name", "bad", "--owner", "alice", "--allow-network", "10/33"], "").await;
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("limits"), "the API's error names the field: {}", run.stderr);
+    assert_eq!(a.snapshot().await, before, "nothing stored");
+}

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokengate::config::{Config, ConfigError, LogFormat, StoreConfig};
+use tokengate::config::{
+    Config, ConfigError, LogFormat, RedisConfig, RedisNode, RedisProtocol, RedisTopology, StoreConfig,
+};
 
 const BASE: &str = "upstream: http://127.0.0.1:3000\n";
 
@@ -28,7 +30,11 @@ fn refused_with_env(yaml: &str, vars: &[(&str, &str)], field: &str, problem: &st
 
 #[test]
 fn the_shipped_configs_are_valid() {
-    for file in ["config/tokengate.yaml", "config/minimal.yaml", "config/redis.yaml"] {
+    let examples = std::fs::read_dir("config/examples").unwrap().map(|e| e.unwrap().path().display().to_string());
+    let files: Vec<String> =
+        ["config/tokengate.yaml".to_string(), "config/minimal.yaml".to_string()].into_iter().chain(examples).collect();
+    assert!(files.len() >= 6, "{files:?}");
+    for file in &files {
         let c = Config::load(file.as_ref(), &BTreeMap::new()).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(c.upstream.as_str(), "http://127.0.0.1:3000/");
     }
@@ -84,6 +90,130 @@ fn redis_store_and_environment_overrides() {
     // The password never shows in the summary or in Debug output.
     assert!(!c.summary().contains("hunter2"), "{}", c.summary());
     assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+/// A YAML document with `redis` as the `store.redis` section.
+fn with_redis(redis: &str) -> String {
+    let indented: String = redis.lines().map(|l| format!("    {l}\n")).collect();
+    format!("{BASE}store:\n  redis:\n{indented}")
+}
+
+fn redis_of(c: &Config) -> &RedisConfig {
+    let StoreConfig::Redis(r) = &c.store else { panic!("redis expected") };
+    r
+}
+
+#[test]
+fn redis_topologies_credentials_and_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (ca, crt, pem_key) =
+        (write("ca.pem", &cert.pem()), write("c.pem", &cert.pem()), write("k.pem", &key.serialize_pem()));
+    let password = write("password", "s3cret-from-file\n");
+
+    // Standalone over TLS, ACL user and password from a file, mutual TLS.
+    let c = load(&with_redis(&format!(
+        "url: rediss://cache.example.com:6380/0\nusername: tokengate\npassword_file: {password}\ntls:\n  ca_file: {ca}\n  cert_file: {crt}\n  key_file: {pem_key}"
+    )))
+    .unwrap();
+    let r = redis_of(&c);
+    assert!(matches!(&r.topology, RedisTopology::Standalone { url } if url == "rediss://cache.example.com:6380/0"));
+    assert_eq!(
+        (r.username.as_deref(), r.password.as_ref().map(|p| p.expose())),
+        (Some("tokengate"), Some("s3cret-from-file"))
+    );
+    let tls = r.tls.as_ref().expect("TLS on");
+    assert!(tls.ca_pem.is_some() && tls.client.is_some());
+    assert_eq!(r.protocol, RedisProtocol::Resp3);
+    for shown in [c.summary(), format!("{c:?}")] {
+        assert!(!shown.contains("s3cret") && !shown.contains("PRIVATE KEY"), "{shown}");
+        assert!(shown.contains("mutual TLS") || shown.contains("RedisConfig"), "{shown}");
+    }
+
+    // The password from the environment; credentials in the URL move out of it.
+    let c = Config::from_yaml(&with_redis("url: redis://alice:p%40ss@10.0.0.1:6380/2"), &env(&[])).unwrap();
+    let r = redis_of(&c);
+    assert!(matches!(&r.topology, RedisTopology::Standalone { url } if url == "redis://10.0.0.1:6380/2"));
+    assert_eq!((r.username.as_deref(), r.password.as_ref().map(|p| p.expose())), (Some("alice"), Some("p@ss")));
+    let c = Config::from_yaml(&with_redis("url: redis://10.0.0.1"), &env(&[("TOKENGATE_REDIS_PASSWORD", "from-env")]))
+        .unwrap();
+    assert_eq!(redis_of(&c).password.as_ref().map(|p| p.expose()), Some("from-env"));
+
+    // Sentinel, structured and as a URL.
+    let c = load(&with_redis(
+        "sentinel:\n  master: mymaster\n  nodes: [s0:26379, 's1', '[::1]:26380']\n  db: 3\ntls:\n  enabled: true",
+    ))
+    .unwrap();
+    let r = redis_of(&c);
+    let RedisTopology::Sentinel { master, nodes, db, .. } = &r.topology else { panic!("sentinel expected") };
+    assert_eq!((master.as_str(), *db, r.tls.is_some()), ("mymaster", 3, true));
+    let shown: Vec<String> = nodes.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["s0:26379", "s1:26379", "[::1]:26380"]);
+    let c = load(&with_redis("url: rediss+sentinel://:pw@s0:1,s1:2/primary/1")).unwrap();
+    let r = redis_of(&c);
+    let RedisTopology::Sentinel { master, nodes, db, .. } = &r.topology else { panic!("sentinel expected") };
+    assert_eq!((master.as_str(), nodes.len(), *db, r.tls.is_some()), ("primary", 2, 1, true));
+    assert_eq!(r.password.as_ref().map(|p| p.expose()), Some("pw"));
+
+    // Cluster.
+    let c = load(&with_redis("cluster:\n  nodes: [10.0.0.1:7000, 10.0.0.2]")).unwrap();
+    let RedisTopology::Cluster { nodes } = &redis_of(&c).topology else { panic!("cluster expected") };
+    assert_eq!(nodes[1], RedisNode { host: "10.0.0.2".into(), port: 6379 });
+
+    // And what is refused, naming the field.
+    let bad = [
+        ("url: redis://h\ncluster:\n  nodes: [h:1]", "store.redis", "only one of"),
+        ("sentinel:\n  nodes: [h:1]", "store.redis.sentinel.master", "required"),
+        ("sentinel:\n  master: m\n  nodes: []", "store.redis.sentinel.nodes", "at least one"),
+        ("sentinel:\n  master: m\n  nodes: [h:1]\n  db: -1", "store.redis.sentinel.db", "zero or more"),
+        ("cluster:\n  nodes: ['h:0']", "store.redis.cluster.nodes[0]", "invalid address"),
+        ("cluster:\n  nodes: ['h:1:2']", "store.redis.cluster.nodes[0]", "invalid address"),
+        ("cluster:\n  nodes: ['h/x:1']", "store.redis.cluster.nodes[0]", "invalid address"),
+        ("cluster:\n  nodes: [h:1]\nprotocol: resp2", "store.redis.protocol", "needs resp3"),
+        ("url: redis://h\nprotocol: resp4", "store.redis.protocol", "unknown protocol"),
+        ("url: redis+sentinel://h:1", "store.redis.url", "no master name"),
+        ("url: redis+sentinel://h:1/m/x", "store.redis.url", "invalid database"),
+        ("url: redis+sentinel://h:1/m/0/extra", "store.redis.url", "unexpected text"),
+        ("url: redis+sentinel://h:99999/m", "store.redis.url[0]", "invalid address"),
+        ("url: redis://h\ntls:\n  enabled: true", "store.redis.tls.enabled", "use rediss://"),
+        ("url: rediss://h\ntls:\n  enabled: false", "store.redis.tls.enabled", "which is TLS"),
+        ("url: redis://h\ntls:\n  ca_file: /x", "store.redis.tls.ca_file", "TLS is off"),
+        ("url: rediss://h\ntls:\n  ca_file: /nonexistent/ca.pem", "store.redis.tls.ca_file", "cannot read"),
+        ("url: rediss://h\ntls:\n  cert_file: /x", "store.redis.tls.key_file", "required with"),
+        ("url: redis://u@h\nusername: v", "store.redis.username", "in one place"),
+        ("url: redis://h\nusername: ''", "store.redis.username", "must not be empty"),
+        ("url: redis://h\nsentinel_nodes: [x]", "store.redis.sentinel_nodes", "unknown field"),
+    ];
+    for (yaml, field, problem) in bad {
+        refused(&with_redis(yaml), field, problem);
+    }
+    refused(
+        &with_redis(&format!("url: rediss://h\ntls:\n  ca_file: {password}")),
+        "store.redis.tls.ca_file",
+        "no PEM certificate",
+    );
+    refused(
+        &with_redis(&format!("url: rediss://h\ntls:\n  cert_file: {crt}\n  key_file: {crt}")),
+        "store.redis.tls.key_file",
+        "no PEM private key",
+    );
+    refused(
+        &with_redis(&format!("url: redis://:x@h\npassword_file: {password}")),
+        "store.redis.password_file",
+        "in one place",
+    );
+    refused_with_env(
+        &with_redis(&format!("url: redis://h\npassword_file: {password}")),
+        &[("TOKENGATE_REDIS_PASSWORD", "x")],
+        "store.redis.password_file",
+        "not both",
+    );
 }
 
 #[test]
@@ -142,7 +272,7 @@ fn bad_or_missing_upstream() {
 #[test]
 fn bad_store() {
     refused(&format!("{BASE}store:\n  embedded: {{}}\n  redis:\n    url: redis://h\n"), "store", "not both");
-    refused(&format!("{BASE}store:\n  redis: {{}}\n"), "store.redis.url", "required");
+    refused(&format!("{BASE}store:\n  redis: {{}}\n"), "store.redis", "set one of `store.redis.url`");
     refused(&format!("{BASE}store:\n  redis:\n    url: http://h\n"), "store.redis.url", "invalid Redis URL");
     refused(
         &format!("{BASE}store:\n  redis:\n    url: redis://h\n    key_prefix: 'a{{b}}'\n"),

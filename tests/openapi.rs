@@ -136,6 +136,15 @@ async fn the_server_matches_its_openapi_document() {
     )
     .await;
     let id = created.json()["id"].as_str().unwrap().to_string();
+    let limits = json!({"rate": {"requests": 100, "window_secs": 60, "burst": 20}, "quota": 1000, "networks": ["10.0.0.0/8", "2001:db8::/32"]});
+    call(
+        &a,
+        &mut spec,
+        Method::POST,
+        "/v1/tokens",
+        Some(json!({"name": "metered", "expires_in_days": 30, "owner": "alice", "limits": limits})),
+    )
+    .await;
     call(&a, &mut spec, Method::GET, "/v1/tokens?name=SPEC&limit=1", None).await;
     call(&a, &mut spec, Method::GET, &format!("/v1/tokens/{id}"), None).await;
     for action in ["suspend", "activate"] {

@@ -1,6 +1,9 @@
-//! Runs the conformance suite (`tests/conformance`) against both backends: the embedded redb
-//! store in a temporary directory, and Redis on a real `redis-server` started for each test on a
-//! free loopback port.
+//! Runs the conformance suite (`tests/conformance`) against every backend and Redis topology:
+//! the embedded redb store in a temporary directory, and Redis as a plain server, over mutual
+//! TLS as a restricted ACL user, under Sentinel and as a Cluster, each made of real
+//! `redis-server` / `redis-sentinel` processes started for each test on free loopback ports.
+//! A "restart" is a restart of the embedded store or the plain server, and a failover (the
+//! master killed, a replica promoted) for Sentinel and Cluster.
 
 mod conformance;
 mod support;
@@ -13,6 +16,7 @@ use tokengate::store::{Store, StoreOptions};
 
 use conformance::Backend;
 use support::RedisServer;
+use support::topology::{RedisCluster, SentinelSet, TlsRedis};
 
 struct Embedded {
     dir: tempfile::TempDir,
@@ -73,6 +77,83 @@ impl Backend for Redis {
     }
 }
 
+/// Waits until the store answers again (it must recover by itself).
+async fn wait_until_answering(store: &Store) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.ping().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the store did not recover within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+struct RedisTlsAcl {
+    server: TlsRedis,
+    store: Store,
+}
+
+impl Backend for RedisTlsAcl {
+    async fn start(options: StoreOptions) -> Self {
+        let server = TlsRedis::start("test");
+        let store: Store = Arc::new(RedisStore::open(&server.config("test"), options).unwrap());
+        Self { server, store }
+    }
+
+    fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    async fn restart(&mut self) {
+        self.server.server.restart();
+        wait_until_answering(&self.store).await;
+    }
+}
+
+struct RedisSentinel {
+    set: SentinelSet,
+    store: Store,
+}
+
+impl Backend for RedisSentinel {
+    async fn start(options: StoreOptions) -> Self {
+        let set = tokio::task::block_in_place(SentinelSet::start);
+        let store: Store = Arc::new(RedisStore::open(&set.config("test"), options).unwrap());
+        Self { set, store }
+    }
+
+    fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Kills the master; the sentinels promote the replica, which the store must follow.
+    async fn restart(&mut self) {
+        tokio::task::block_in_place(|| self.set.fail_over());
+        wait_until_answering(&self.store).await;
+    }
+}
+
+struct RedisClusterBackend {
+    cluster: RedisCluster,
+    store: Store,
+}
+
+impl Backend for RedisClusterBackend {
+    async fn start(options: StoreOptions) -> Self {
+        let cluster = tokio::task::block_in_place(RedisCluster::start);
+        let store: Store = Arc::new(RedisStore::open(&cluster.config("test"), options).unwrap());
+        Self { cluster, store }
+    }
+
+    fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// Kills the master owning the deployment's slot; its replica takes over.
+    async fn restart(&mut self) {
+        tokio::task::block_in_place(|| self.cluster.fail_over("test"));
+        wait_until_answering(&self.store).await;
+    }
+}
+
 macro_rules! conformance_suite {
     ($module:ident, $backend:ident: $($case:ident),* $(,)?) => {
         mod $module {
@@ -86,14 +167,17 @@ macro_rules! conformance_suite {
     };
 }
 
-macro_rules! both_backends {
+macro_rules! every_backend {
     ($($case:ident),* $(,)?) => {
         conformance_suite!(embedded, Embedded: $($case),*);
         conformance_suite!(redis, Redis: $($case),*);
+        conformance_suite!(redis_tls_acl, RedisTlsAcl: $($case),*);
+        conformance_suite!(redis_sentinel, RedisSentinel: $($case),*);
+        conformance_suite!(redis_cluster, RedisClusterBackend: $($case),*);
     };
 }
 
-both_backends!(
+every_backend!(
     create_and_get_round_trip,
     ids_are_unique_and_never_reused,
     every_transition_follows_the_rules,
@@ -108,4 +192,5 @@ both_backends!(
     restart_keeps_data_and_the_store_recovers,
     rotation_replaces_the_secret_with_an_optional_grace_period,
     concurrent_rotations_have_exactly_one_winner,
+    permits_follow_the_rate_limit_and_the_quota,
 );

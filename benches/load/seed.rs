@@ -40,12 +40,11 @@ pub struct Seeded {
 }
 
 pub fn redis_config(url: &str) -> StoreConfig {
-    StoreConfig::Redis(RedisConfig {
-        url: url.to_string(),
-        key_prefix: "tokengate".into(),
+    StoreConfig::Redis(Box::new(RedisConfig {
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(10),
-    })
+        ..RedisConfig::standalone(url, "tokengate")
+    }))
 }
 
 fn request(name: String) -> NewToken {
@@ -57,6 +56,7 @@ fn request(name: String) -> NewToken {
         lifetime: Duration::from_secs(90 * 86_400),
         roles: vec!["viewer".into()],
         scopes: vec![],
+        limits: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::policy::scope::Scope;
+use crate::token::limits::TokenLimits;
 use crate::token::{DisplayStatus, SecretToken, Token, TokenFormat, TokenId, TokenKind};
 
 /// A token as the API shows it: never its secret or digest.
@@ -35,6 +36,9 @@ pub struct TokenView {
     /// Until when the secret replaced by the last rotation still works, while it does.
     #[serde(default, with = "rfc3339_or_null")]
     pub previous_secret_valid_until: Option<Timestamp>,
+    /// Rate, quota and allowed networks; left out when the token has none.
+    #[serde(default, skip_serializing_if = "TokenLimits::is_unlimited")]
+    pub limits: TokenLimits,
 }
 
 impl TokenView {
@@ -54,6 +58,7 @@ impl TokenView {
             expires_at: token.expires_at,
             last_used_at: token.last_used_at,
             previous_secret_valid_until: token.previous.as_ref().filter(|p| now < p.valid_until).map(|p| p.valid_until),
+            limits: token.limits.clone(),
         }
     }
 }
@@ -156,6 +161,11 @@ mod tests {
             expires_at: Timestamp(1_766_403_695_123),
             last_used_at: None,
             previous_secret_valid_until: Some(Timestamp(1_763_815_295_000)),
+            limits: TokenLimits {
+                rate: Some(crate::token::limits::RateLimit { requests: 100, window_secs: 60, burst: Some(10) }),
+                quota: Some(10_000),
+                networks: vec!["10.0.0.0/8".parse().unwrap()],
+            },
         };
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["created_at"], "2025-11-22T11:41:35.123Z");

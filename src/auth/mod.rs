@@ -12,6 +12,7 @@
 pub mod cache;
 pub mod credential;
 pub mod limiter;
+pub mod metering;
 pub mod verify;
 
 use std::sync::Arc;

@@ -100,6 +100,7 @@ pub async fn run(
         lifetime: Duration::from_secs(30 * 86_400),
         roles: vec!["viewer".into(), "developer".into()],
         scopes: vec!["env:demo".parse().expect("valid scope")],
+        limits: Default::default(),
     };
     let (secret, token) = minter.issue(store.as_ref(), &request).await?;
     let display = TokenFormat::default().display(token.kind, &token.id);

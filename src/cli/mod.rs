@@ -116,6 +116,23 @@ pub struct TokenArgs {
     pub command: TokenCommand,
 }
 
+/// A token's limits, as command-line flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LimitArgs {
+    /// Rate limit across all replicas: REQUESTS/WINDOW, e.g. 100/1s, 1000/1m (429 beyond).
+    #[arg(long)]
+    pub rate: Option<crate::token::limits::RateLimit>,
+    /// Requests allowed at once under --rate (default: all of REQUESTS).
+    #[arg(long, requires = "rate")]
+    pub burst: Option<u32>,
+    /// Total requests over the token's life (403 once used up).
+    #[arg(long)]
+    pub quota: Option<u64>,
+    /// A client network the token may be used from, as CIDR (repeatable; default: any).
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    pub networks: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a token; its secret is printed once.
@@ -138,6 +155,8 @@ pub enum TokenCommand {
         /// A scope to grant: account, env:<name> or deployment:<agent>@<env> (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// Print the API's JSON instead of text.
         #[arg(long)]
         json: bool,

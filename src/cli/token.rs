@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::admin::views::{TokenList, TokenView, TokenWithSecret};
 use crate::cli::client::{AdminClient, CliError, encode};
-use crate::cli::{TokenArgs, TokenCommand};
+use crate::cli::{LimitArgs, TokenArgs, TokenCommand};
 use crate::clock::Timestamp;
 
 /// `println!` that reports a closed or failing standard output as a [`CliError`] instead of
@@ -35,7 +35,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
     let client = AdminClient::new(&args)?;
     let now = SystemTime::now();
     match args.command {
-        TokenCommand::Create { name, expires, org, owner, roles, scopes, json } => {
+        TokenCommand::Create { name, expires, org, owner, roles, scopes, limits, json } => {
             let mut body = json!({ "name": name, "expires_in_days": expires });
             if let Some(org) = org {
                 body["kind"] = "organization".into();
@@ -48,6 +48,9 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
             }
             if !scopes.is_empty() {
                 body["scopes"] = scopes.into();
+            }
+            if let Some(limits) = limits_json(&limits) {
+                body["limits"] = limits;
             }
             let issued: TokenWithSecret = client.call(Method::POST, "/v1/tokens", Some(body)).await?;
             if json {
@@ -98,10 +101,12 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                             date(t.expires_at),
                             relative(t.last_used_at.map(Timestamp::to_system_time), now),
                             t.created_by.clone(),
+                            t.limits.to_string(),
                         ]
                     })
                     .collect();
-                out!("{}", table(&["NAME", "TOKEN", "STATUS", "CREATED", "EXPIRES", "LAST USED", "CREATED BY"], &rows));
+                let header = ["NAME", "TOKEN", "STATUS", "CREATED", "EXPIRES", "LAST USED", "CREATED BY", "LIMITS"];
+                out!("{}", table(&header, &rows));
             }
         }
         TokenCommand::Show { id, json } => {
@@ -122,6 +127,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                     ("Created", format!("{} by {}", t.created_at.to_rfc3339(), t.created_by)),
                     ("Expires", t.expires_at.to_rfc3339()),
                     ("Last used", relative(t.last_used_at.map(Timestamp::to_system_time), now)),
+                    ("Limits", t.limits.to_string()),
                 ] {
                     out!("{label:<10} {value}");
                 }
@@ -173,6 +179,25 @@ async fn transition(client: &AdminClient, id: &str, action: &str, done: &str) ->
 }
 
 /// The API's answer as indented JSON.
+/// The API's `limits` object for the flags given, `None` when none was.
+fn limits_json(args: &LimitArgs) -> Option<serde_json::Value> {
+    let mut limits = serde_json::Map::new();
+    if let Some(rate) = &args.rate {
+        let mut rate = json!({ "requests": rate.requests, "window_secs": rate.window_secs });
+        if let Some(burst) = args.burst {
+            rate["burst"] = burst.into();
+        }
+        limits.insert("rate".into(), rate);
+    }
+    if let Some(quota) = args.quota {
+        limits.insert("quota".into(), quota.into());
+    }
+    if !args.networks.is_empty() {
+        limits.insert("networks".into(), args.networks.clone().into());
+    }
+    (!limits.is_empty()).then_some(serde_json::Value::Object(limits))
+}
+
 fn print_json(value: &impl Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Failed(format!("rendering JSON: {e}")))?;
     out!("{text}");

@@ -10,6 +10,7 @@
 //! - this file: the typed [`Config`] and its section types, [`ConfigError`], [`Config::load`]
 //!   and [`Config::from_yaml`];
 //! - [`raw`]: the serde structs of stage one; [`env`]: the `TOKENGATE_<PATH>` overrides;
+//! - [`redis`]: the `store.redis` section's types (topology, credentials, TLS);
 //! - [`secret`]: [`Secret`], [`AdminKeys`], and reading secrets from the environment or files;
 //! - [`defaults`]: the documented default of every optional field;
 //! - [`validate`]: stage two, one file per section.
@@ -22,6 +23,7 @@
 pub mod defaults;
 mod env;
 mod raw;
+mod redis;
 mod secret;
 mod validate;
 
@@ -38,7 +40,10 @@ use crate::token::TokenFormat;
 use crate::token::TokenKind;
 use crate::token::digest::Pepper;
 use raw::RawConfig;
-pub use secret::{ADMIN_KEYS_ENV, AdminKeys, PEPPER_ENV, Secret, WEBHOOK_SECRET_ENV};
+pub use redis::{RedisConfig, RedisNode, RedisProtocol, RedisTls, RedisTopology, SentinelAuth};
+pub use secret::{
+    ADMIN_KEYS_ENV, AdminKeys, PEPPER_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV, Secret, WEBHOOK_SECRET_ENV,
+};
 use validate::Ctx;
 
 #[derive(Debug, Error)]
@@ -102,31 +107,12 @@ pub struct NotificationsConfig {
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Embedded(EmbeddedConfig),
-    Redis(RedisConfig),
+    Redis(Box<RedisConfig>),
 }
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
     pub path: PathBuf,
-}
-
-#[derive(Clone)]
-pub struct RedisConfig {
-    pub url: String,
-    pub key_prefix: String,
-    pub connect_timeout: Duration,
-    pub command_timeout: Duration,
-}
-
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &redact_url(&self.url))
-            .field("key_prefix", &self.key_prefix)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("command_timeout", &self.command_timeout)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -172,6 +158,21 @@ pub struct ProxyConfig {
     /// How long an idle pooled upstream connection is kept.
     pub upstream_idle_timeout: Duration,
     pub tls: Option<TlsFiles>,
+    /// Peers whose `X-Forwarded-For` is believed: the client address is then the rightmost
+    /// address in it that is not one of these. Empty: the socket's peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whether a request of a rate-limited or quota token passes when the store cannot hand out
+    /// permits.
+    pub token_limits_on_store_error: OnStoreError,
+}
+
+/// Whether a request is admitted when the store cannot hand out permits for its token's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStoreError {
+    /// Admit it (counted in `tokengate_limit_store_errors_total`).
+    Open,
+    /// Refuse it with 503.
+    Closed,
 }
 
 #[derive(Debug, Clone)]
@@ -283,7 +284,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let store = match &self.store {
             StoreConfig::Embedded(e) => format!("embedded ({})", e.path.display()),
-            StoreConfig::Redis(r) => format!("redis ({}, key prefix {{{}}})", redact_url(&r.url), r.key_prefix),
+            StoreConfig::Redis(r) => format!("redis ({})", r.describe()),
         };
         format!(
             "listen: {}\nupstream: {}\nadmin.listen: {}\nstore: {store}\nroles: {}\nroute rules: {}\ntoken prefixes: {} (personal), {} (organization)\npepper: {}\nworker threads: {}",

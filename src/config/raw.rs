@@ -111,9 +111,40 @@ pub struct RawEmbedded {
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     pub url: Option<String>,
+    pub sentinel: Option<RawSentinel>,
+    pub cluster: Option<RawCluster>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub tls: Option<RawRedisTls>,
+    pub protocol: Option<String>,
     pub key_prefix: Option<String>,
     pub connect_timeout: Option<DurationText>,
     pub command_timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSentinel {
+    pub master: Option<String>,
+    pub nodes: Option<Vec<String>>,
+    pub db: Option<i64>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub nodes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisTls {
+    pub enabled: Option<bool>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +186,8 @@ pub struct RawProxy {
     pub upstream_response_timeout: Option<DurationText>,
     pub upstream_idle_timeout: Option<DurationText>,
     pub tls: Option<RawTls>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub token_limits_on_store_error: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

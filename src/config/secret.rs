@@ -13,6 +13,10 @@ pub const PEPPER_ENV: &str = "TOKENGATE_PEPPER";
 pub const ADMIN_KEYS_ENV: &str = "TOKENGATE_ADMIN_KEYS";
 /// The webhook signing secret (alternative to `notifications.secret_file`).
 pub const WEBHOOK_SECRET_ENV: &str = "TOKENGATE_WEBHOOK_SECRET";
+/// The Redis password (alternative to `store.redis.password_file` or a password in the URL).
+pub const REDIS_PASSWORD_ENV: &str = "TOKENGATE_REDIS_PASSWORD";
+/// The sentinels' password (alternative to `store.redis.sentinel.password_file`).
+pub const REDIS_SENTINEL_PASSWORD_ENV: &str = "TOKENGATE_REDIS_SENTINEL_PASSWORD";
 
 /// A secret string from the environment or a file; redacted in `Debug`.
 #[derive(Clone)]
@@ -94,19 +98,19 @@ pub(super) fn admin_keys(
     Ok(AdminKeys::new(keys.into_iter().map(Secret).collect()))
 }
 
-/// The webhook signing secret: `TOKENGATE_WEBHOOK_SECRET` or `notifications.secret_file`, not both.
-pub(super) fn webhook_secret(
-    secret_file: Option<&str>,
+/// A secret from the environment variable `var` or the file at `file_field`, not both; `None`
+/// when neither is set. A file's trailing whitespace is removed.
+pub(super) fn env_or_file(
+    var: &str,
+    file_field: &str,
+    file: Option<&str>,
     env: &BTreeMap<String, String>,
     ctx: &Ctx,
 ) -> Result<Option<Secret>, ConfigError> {
-    match (env.get(WEBHOOK_SECRET_ENV), secret_file) {
-        (Some(_), Some(_)) => Err(ctx.error(
-            "notifications.secret_file",
-            format!("set either {WEBHOOK_SECRET_ENV} or `notifications.secret_file`, not both"),
-        )),
+    match (env.get(var), file) {
+        (Some(_), Some(_)) => Err(ctx.error(file_field, format!("set either {var} or `{file_field}`, not both"))),
         (Some(v), None) => Ok(Some(Secret(v.clone()))),
-        (None, Some(file)) => Ok(Some(Secret(read_secret_file("notifications.secret_file", file, ctx)?))),
+        (None, Some(file)) => Ok(Some(Secret(read_secret_file(file_field, file, ctx)?))),
         (None, None) => Ok(None),
     }
 }

@@ -10,7 +10,12 @@
 //!    parameters unless allowed: 400 ([`crate::policy::path`]);
 //! 4. the credential ([`crate::auth::credential`]) and the route rules ([`crate::policy::routes`]);
 //! 5. unless the route is public: authentication through the cache, failures charged to the
-//!    client's address ([`crate::auth::limiter`]), then the rules' roles and scopes.
+//!    client's address ([`crate::auth::limiter`]), then the rules' roles and scopes;
+//! 6. the token's own limits ([`crate::auth::metering`]): allowed networks (403), rate (429)
+//!    and quota (403).
+//!
+//! The client's address is the socket's peer, or, behind `proxy.trusted_proxies`, the one they
+//! forwarded ([`super::headers::client_address`]).
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -20,6 +25,8 @@ use http::request::Parts;
 
 use super::Inner;
 use super::failure::Failure;
+use super::headers;
+use crate::auth::metering::{RateStatus, Refusal};
 use crate::auth::{self, AuthError, Authenticated};
 use crate::clock::Timestamp;
 use crate::net::server::ConnInfo;
@@ -31,6 +38,10 @@ pub(super) struct Admission {
     /// The upstream's base path, the normalized path and the query as sent.
     pub target: String,
     pub caller: Option<Authenticated>,
+    /// The client's address (see [`super::headers::client_address`]).
+    pub client: IpAddr,
+    /// The caller's rate limit and what is left of it, for the response's `RateLimit` fields.
+    pub rate: Option<RateStatus>,
 }
 
 impl Inner {
@@ -57,14 +68,17 @@ impl Inner {
         let query = parts.uri.query();
         let bearer = auth::bearer(&parts.headers, query).map_err(|e| Failure::InvalidRequest(e.text()))?;
         let route = self.routes.resolve(parts.method.as_str(), &rule_path);
-        let caller = if route.is_public() { None } else { Some(self.authenticate(bearer, conn.peer.ip()).await?) };
-        if let Some(a) = &caller
-            && let Err(rule) = route.permits(&a.roles(), &a.token.scopes)
-        {
-            tracing::info!(token_id = %a.token.id, route = rule, "token lacks the route's role or scope");
-            return Err(Failure::InsufficientScope);
+        let client = headers::client_address(&parts.headers, conn.peer.ip(), &self.config.trusted_proxies);
+        let caller = if route.is_public() { None } else { Some(self.authenticate(bearer, client).await?) };
+        let mut rate = None;
+        if let Some(a) = &caller {
+            if let Err(rule) = route.permits(&a.roles(), &a.token.scopes) {
+                tracing::info!(token_id = %a.token.id, route = rule, "token lacks the route's role or scope");
+                return Err(Failure::InsufficientScope);
+            }
+            rate = self.metering.check(&a.token, client).await.map_err(limit_failure)?;
         }
-        Ok(Admission { target: self.upstream.target(&path, query), caller })
+        Ok(Admission { target: self.upstream.target(&path, query), caller, client, rate })
     }
 
     /// Authenticates the bearer token (the rule's requirements are checked by the caller).
@@ -99,6 +113,19 @@ impl Inner {
         };
         self.metrics.auth_seconds.observe(started.elapsed().as_secs_f64());
         Ok(authenticated)
+    }
+}
+
+fn limit_failure(refusal: Refusal) -> Failure {
+    match refusal {
+        Refusal::Network => Failure::NetworkNotAllowed,
+        Refusal::Rate { retry_after, limit } => Failure::RateLimited {
+            retry_after: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            requests: limit.requests,
+            window: limit.window_secs,
+        },
+        Refusal::Quota { quota } => Failure::QuotaExhausted { quota },
+        Refusal::StoreUnavailable => Failure::StoreUnavailable,
     }
 }
 

@@ -8,6 +8,9 @@
 //! | invalid token         | 401    | `… error="invalid_token", error_description="…"` (one generic text) |
 //! | insufficient scope    | 403    | `… error="insufficient_scope"`                          |
 //! | too many failures     | 429    | — (`Retry-After`: the client's failed-authentication budget) |
+//! | token rate limit      | 429    | — (`Retry-After`, `RateLimit-Policy`, `RateLimit`)      |
+//! | token quota used up   | 403    | — (`RateLimit-Policy` with the quota)                   |
+//! | network not allowed   | 403    | —                                                       |
 //! | request head too large| 431    | —                                                       |
 //! | store unavailable     | 503    | — (`Retry-After`)                                       |
 //! | upstream unavailable  | 502    | —                                                       |
@@ -40,6 +43,19 @@ pub enum Failure {
     InsufficientScope,
     /// The client address spent its failed-authentication budget; retry after this many seconds.
     TooManyFailures(u64),
+    /// The token's rate limit (`requests` per `window` seconds) is spent; retry after this many
+    /// seconds.
+    RateLimited {
+        retry_after: u64,
+        requests: u32,
+        window: u32,
+    },
+    /// The token's total-use quota is used up.
+    QuotaExhausted {
+        quota: u64,
+    },
+    /// The client address is outside the token's allowed networks.
+    NetworkNotAllowed,
     StoreUnavailable,
     UpstreamUnavailable,
     UpstreamTimeout,
@@ -51,8 +67,8 @@ impl Failure {
             Self::MissingCredentials | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::InsufficientScope => StatusCode::FORBIDDEN,
-            Self::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::InsufficientScope | Self::QuotaExhausted { .. } | Self::NetworkNotAllowed => StatusCode::FORBIDDEN,
+            Self::TooManyFailures(_) | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -66,6 +82,7 @@ impl Failure {
             Self::InvalidToken => Outcome::InvalidToken,
             Self::InsufficientScope => Outcome::InsufficientScope,
             Self::TooManyFailures(_) => Outcome::TooManyFailures,
+            Self::RateLimited { .. } | Self::QuotaExhausted { .. } | Self::NetworkNotAllowed => Outcome::TokenLimit,
             Self::StoreUnavailable => Outcome::StoreUnavailable,
             Self::UpstreamUnavailable => Outcome::UpstreamError,
             Self::UpstreamTimeout => Outcome::UpstreamTimeout,
@@ -84,6 +101,9 @@ impl Failure {
             Self::TooManyFailures(_) => {
                 ("too_many_requests", "Too many failed authentications from this address; retry later.")
             }
+            Self::RateLimited { .. } => ("rate_limited", "This token's rate limit is reached; retry later."),
+            Self::QuotaExhausted { .. } => ("quota_exhausted", "This token's request quota is used up."),
+            Self::NetworkNotAllowed => ("network_not_allowed", "This token may not be used from this network."),
             Self::StoreUnavailable => ("temporarily_unavailable", "Tokens cannot be checked right now; retry shortly."),
             Self::UpstreamUnavailable => ("bad_gateway", "The upstream service is unavailable."),
             Self::UpstreamTimeout => ("gateway_timeout", "The upstream service did not answer in time."),
@@ -122,10 +142,34 @@ impl Failure {
             Self::TooManyFailures(secs) => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
+            Self::RateLimited { retry_after, requests, window } => {
+                let secs = retry_after.max(1);
+                headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+                headers.insert(RATELIMIT_POLICY, rate_policy(requests, window));
+                headers.insert(RATELIMIT, rate_status(0, secs));
+            }
+            Self::QuotaExhausted { quota } => {
+                let policy = format!("\"quota\";q={quota}");
+                headers.insert(RATELIMIT_POLICY, HeaderValue::from_str(&policy).expect("digits are header-safe"));
+            }
             _ => {}
         }
         response
     }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers, structured fields).
+pub const RATELIMIT_POLICY: http::HeaderName = http::HeaderName::from_static("ratelimit-policy");
+pub const RATELIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit");
+
+/// `"token";q=<requests>;w=<window seconds>`.
+pub fn rate_policy(requests: u32, window: u32) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"token\";q={requests};w={window}")).expect("digits are header-safe")
+}
+
+/// `"token";r=<remaining>;t=<seconds until more>`.
+pub fn rate_status(remaining: u32, reset_secs: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"token\";r={remaining};t={reset_secs}")).expect("digits are header-safe")
 }
 
 #[cfg(test)]

@@ -175,6 +175,30 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// The client's address: the socket's peer, unless that peer is a trusted proxy; then the
+/// rightmost `X-Forwarded-For` address that is not a trusted proxy (what a client prepends
+/// itself is never believed). An entry that is not an address stops the walk at the last
+/// trusted hop.
+pub fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if trusted.is_empty() || !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers.get_all(X_FORWARDED_FOR).iter().rev();
+    for value in hops {
+        let Ok(value) = value.to_str() else { return client };
+        for hop in value.rsplit(',') {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else { return client };
+            client = ip;
+            if !is_trusted(&ip) {
+                return ip;
+            }
+        }
+    }
+    client
+}
+
 /// Writes `X-Forwarded-For`, `-Proto` and `-Host` as configured.
 pub fn forwarded(
     headers: &mut HeaderMap,
@@ -217,6 +241,31 @@ mod tests {
             m.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         m
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_forwarded_address() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let with = |values: &[&str]| {
+            let mut m = HeaderMap::new();
+            for v in values {
+                m.append(X_FORWARDED_FOR, HeaderValue::from_str(v).unwrap());
+            }
+            m
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // A client-supplied first entry is not believed: the rightmost untrusted one is.
+        assert_eq!(client_address(&with(&["6.6.6.6, 203.0.113.7, 10.1.1.1"]), peer, &trusted), ip("203.0.113.7"));
+        assert_eq!(client_address(&with(&["6.6.6.6", "203.0.113.7"]), peer, &trusted), ip("203.0.113.7"));
+        // An untrusted peer's header is ignored entirely.
+        assert_eq!(client_address(&with(&["203.0.113.7"]), ip("198.51.100.1"), &trusted), ip("198.51.100.1"));
+        // No trusted proxies configured: always the peer.
+        assert_eq!(client_address(&with(&["203.0.113.7"]), peer, &[]), peer);
+        // Garbage stops the walk at the last trusted hop; all-trusted chains end at the leftmost.
+        assert_eq!(client_address(&with(&["203.0.113.7, nonsense, 10.2.2.2"]), peer, &trusted), ip("10.2.2.2"));
+        assert_eq!(client_address(&with(&["10.3.3.3, 10.2.2.2"]), peer, &trusted), ip("10.3.3.3"));
+        assert_eq!(client_address(&HeaderMap::new(), peer, &trusted), peer);
     }
 
     #[test]

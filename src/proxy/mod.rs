@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::auth::limiter::FailureLimiter;
+use crate::auth::metering::Metering;
 use crate::config::{Config, ProxyConfig};
 use crate::metrics::{Outcome, ProxyMetrics};
 use crate::net::server::ConnInfo;
@@ -56,6 +57,7 @@ struct Inner {
     client: UpstreamClient,
     recorder: Recorder,
     limiter: FailureLimiter,
+    metering: Metering,
     metrics: ProxyMetrics,
     tunnels: TaskTracker,
 }
@@ -64,6 +66,7 @@ impl Proxy {
     pub fn new(
         config: &Config,
         auth: Authenticator,
+        metering: Metering,
         recorder: Recorder,
         metrics: ProxyMetrics,
         tunnels: TaskTracker,
@@ -78,6 +81,7 @@ impl Proxy {
                 client: upstream::client(&config.proxy),
                 recorder,
                 limiter: FailureLimiter::new(&config.proxy.failed_auth),
+                metering,
                 metrics,
                 tunnels,
             }),
@@ -102,8 +106,15 @@ impl Inner {
         let (mut parts, body) = req.into_parts();
         let admission = self.admit(&parts, conn).await?;
         let outcome = if admission.caller.is_some() { Outcome::Forwarded } else { Outcome::Public };
+        let rate = admission.rate;
         let upgrade = self.rewrite(&mut parts, admission, conn)?;
-        let response = self.send(Request::from_parts(parts, body), upgrade).await?;
+        let mut response = self.send(Request::from_parts(parts, body), upgrade).await?;
+        if let Some(r) = rate {
+            // The caller's rate limit, as the IETF RateLimit fields (replacing any the upstream set).
+            let headers = response.headers_mut();
+            headers.insert(failure::RATELIMIT_POLICY, failure::rate_policy(r.limit.requests, r.limit.window_secs));
+            headers.insert(failure::RATELIMIT, failure::rate_status(r.remaining, 0));
+        }
         self.metrics.outcome(outcome);
         Ok(response)
     }

@@ -46,7 +46,7 @@ impl Inner {
                 scopes: &a.token.scopes,
             };
             self.identity.inject(headers, &id);
-            self.recorder.record(a.token.id, Timestamp::now(), Some(conn.peer.ip()));
+            self.recorder.record(a.token.id, Timestamp::now(), Some(admission.client));
         }
         if let Some(h) = &host
             && !headers.contains_key(HOST)

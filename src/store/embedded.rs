@@ -19,6 +19,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -31,6 +32,7 @@ use super::{Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, Page, StoreError
 use crate::clock::Timestamp;
 use crate::token::TokenId;
 use crate::token::digest::TokenDigest;
+use crate::token::limits::{Grant, TokenLimits};
 use crate::token::{
     Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenKind, TokenStatus, TransitionError,
 };
@@ -41,6 +43,8 @@ const BY_OWNER: TableDefinition<(&str, &str), ()> = TableDefinition::new("tokens
 const RETIRED: TableDefinition<&str, ()> = TableDefinition::new("retired_ids");
 const PRINCIPALS: TableDefinition<&str, &[u8]> = TableDefinition::new("principals");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Requests counted against each token's quota.
+const QUOTA_USED: TableDefinition<&str, u64> = TableDefinition::new("quota_used");
 
 /// Sorts after every index key (index keys are ASCII alphanumerics).
 const INDEX_END: &str = "~";
@@ -55,6 +59,9 @@ struct Inner {
     db: Database,
     options: StoreOptions,
     events: broadcast::Sender<Invalidation>,
+    /// Each rate-limited token's theoretical arrival time (µs); in memory, since one process
+    /// serves an embedded store and a restart may as well start with a full burst.
+    rates: std::sync::Mutex<std::collections::HashMap<TokenId, u64>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -86,10 +93,11 @@ impl EmbeddedStore {
                 txn.open_table(RETIRED).map_err(unavailable)?;
                 txn.open_table(PRINCIPALS).map_err(unavailable)?;
                 txn.open_table(AUDIT).map_err(unavailable)?;
+                txn.open_table(QUOTA_USED).map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)?;
             let (events, _) = broadcast::channel(1024);
-            Ok(Self { inner: Arc::new(Inner { db, options, events }) })
+            Ok(Self { inner: Arc::new(Inner { db, options, events, rates: Default::default() }) })
         })
         .await
         .map_err(unavailable)?
@@ -106,6 +114,23 @@ impl EmbeddedStore {
 }
 
 impl Inner {
+    /// Up to `n` permits under the token's rate limit (all `n` when it has none).
+    fn take_rate(&self, id: &TokenId, limits: &TokenLimits, n: u32) -> Grant {
+        let Some(rate) = &limits.rate else {
+            // No rate: what remains is the quota's to say.
+            return Grant { granted: n, retry_after: Duration::ZERO, remaining: u32::MAX, quota_exhausted: false };
+        };
+        let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let mut rates = self.rates.lock().expect("rates lock");
+        if rates.len() >= 10_000 {
+            // A TAT in the past means a full burst, the same as no entry.
+            rates.retain(|_, tat| *tat > now_us);
+        }
+        let (grant, tat) = rate.gcra().take(rates.get(id).copied(), now_us, n);
+        rates.insert(*id, tat);
+        grant
+    }
+
     fn notify(&self, inv: Invalidation) {
         // No receivers is fine: nobody caches yet.
         let _ = self.events.send(inv);
@@ -420,5 +445,32 @@ impl TokenStore for EmbeddedStore {
 
     fn invalidations_connected(&self) -> bool {
         true
+    }
+
+    async fn take_permits(&self, id: &TokenId, limits: &TokenLimits, n: u32) -> Result<Grant, StoreError> {
+        let Some(quota) = limits.quota else {
+            return Ok(self.inner.take_rate(id, limits, n));
+        };
+        // With a quota, reading and counting the use are one write transaction.
+        let (id, limits) = (*id, limits.clone());
+        self.blocking(move |s| {
+            let txn = s.db.begin_write().map_err(unavailable)?;
+            let grant = {
+                let mut table = txn.open_table(QUOTA_USED).map_err(unavailable)?;
+                let used = table.get(id.as_str()).map_err(unavailable)?.map_or(0, |v| v.value());
+                let left = quota.saturating_sub(used);
+                if left == 0 {
+                    return Ok(Grant { granted: 0, retry_after: Duration::ZERO, remaining: 0, quota_exhausted: true });
+                }
+                let mut grant = s.take_rate(&id, &limits, n.min(u32::try_from(left).unwrap_or(u32::MAX)));
+                table.insert(id.as_str(), used + u64::from(grant.granted)).map_err(unavailable)?;
+                let quota_left = u32::try_from(left - u64::from(grant.granted)).unwrap_or(u32::MAX);
+                grant.remaining = grant.remaining.min(quota_left);
+                grant
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(grant)
+        })
+        .await
     }
 }

@@ -28,6 +28,7 @@ use crate::config::StoreConfig;
 use crate::token::SecretToken;
 use crate::token::TokenId;
 use crate::token::digest::TokenDigest;
+use crate::token::limits::{Grant, TokenLimits};
 use crate::token::mint::{Minter, NewToken};
 use crate::token::{Action, AuditEvent, DisplayStatus, Principal, Token, TokenKind, TransitionError};
 
@@ -223,6 +224,11 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// The newest `limit` audit events, newest first.
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Takes up to `n` permits for token `id` under its rate limit and quota (see
+    /// [`crate::token::limits::Gcra`]), atomically for every replica sharing the store. The
+    /// rate state lives until it no longer matters; quota use lives as long as the token.
+    async fn take_permits(&self, id: &TokenId, limits: &TokenLimits, n: u32) -> Result<Grant, StoreError>;
 
     /// A receiver of invalidations from every writer sharing this store.
     fn invalidations(&self) -> broadcast::Receiver<Invalidation>;

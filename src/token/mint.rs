@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::clock::Timestamp;
 use crate::policy::scope::Scope;
 use crate::token::digest::{Hasher, TokenDigest};
+use crate::token::limits::TokenLimits;
 use crate::token::{SecretToken, TokenFormat};
 use crate::token::{Token, TokenKind, TokenStatus};
 
@@ -19,6 +20,7 @@ pub struct NewToken {
     pub lifetime: Duration,
     pub roles: Vec<String>,
     pub scopes: Vec<Scope>,
+    pub limits: TokenLimits,
 }
 
 /// Generates token secrets and their records.
@@ -55,6 +57,7 @@ impl Minter {
             last_used_from: None,
             digest: self.hasher.digest(secret.expose()),
             previous: None,
+            limits: req.limits.clone(),
         };
         (secret, token)
     }

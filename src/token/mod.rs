@@ -21,6 +21,7 @@
 
 pub mod digest;
 pub mod format;
+pub mod limits;
 pub mod mint;
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,7 @@ use thiserror::Error;
 use crate::clock::Timestamp;
 use crate::policy::scope::Scope;
 use crate::token::digest::TokenDigest;
+use crate::token::limits::TokenLimits;
 
 pub use format::{
     BODY_LEN, ID_LEN, ParseError, ParsedToken, PrefixError, SecretToken, TokenFormat, TokenId, TokenKind,
@@ -183,6 +185,10 @@ pub struct Token {
     /// still works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<PreviousSecret>,
+    /// Rate, quota and allowed networks; unlimited by default (and in records written before
+    /// limits existed).
+    #[serde(default, skip_serializing_if = "TokenLimits::is_unlimited")]
+    pub limits: TokenLimits,
 }
 
 /// A rotated-out secret that keeps working until `valid_until`.
@@ -351,6 +357,7 @@ mod tests {
             last_used_from: None,
             digest: crate::token::digest::Hasher::new(None).digest("x"),
             previous: None,
+            limits: TokenLimits::default(),
         }
     }
 

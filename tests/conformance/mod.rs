@@ -589,3 +589,36 @@ pub async fn concurrent_rotations_have_exactly_one_winner<B: Backend>() {
         assert_eq!(rotations.count(), 1, "round {round}: only the winner is audited");
     }
 }
+
+pub async fn permits_follow_the_rate_limit_and_the_quota<B: Backend>() {
+    use tokengate::token::limits::{RateLimit, TokenLimits};
+    let b = started::<B>().await;
+    let store = b.store();
+    let (_, token) =
+        minter().issue(store.as_ref(), &new_token(TokenKind::Organization, "metered", "acme")).await.unwrap();
+    let id = token.id;
+
+    // 10 a second, 3 at once: a burst of 3, then one every 100 ms.
+    let rate =
+        TokenLimits { rate: Some(RateLimit { requests: 10, window_secs: 1, burst: Some(3) }), ..Default::default() };
+    let first = store.take_permits(&id, &rate, 5).await.unwrap();
+    assert_eq!((first.granted, first.remaining, first.quota_exhausted), (3, 0, false));
+    let refused = store.take_permits(&id, &rate, 1).await.unwrap();
+    assert_eq!(refused.granted, 0);
+    assert!(refused.retry_after > Duration::ZERO && refused.retry_after <= Duration::from_millis(100), "{refused:?}");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let later = store.take_permits(&id, &rate, 5).await.unwrap();
+    assert!((2..=3).contains(&later.granted), "{later:?}");
+
+    // A quota of 4 (another token): granted until used up, then exhausted for good.
+    let (_, other) =
+        minter().issue(store.as_ref(), &new_token(TokenKind::Organization, "quota", "acme")).await.unwrap();
+    let quota = TokenLimits { quota: Some(4), ..Default::default() };
+    assert_eq!(store.take_permits(&other.id, &quota, 3).await.unwrap().granted, 3);
+    assert_eq!(store.take_permits(&other.id, &quota, 3).await.unwrap().granted, 1);
+    let done = store.take_permits(&other.id, &quota, 1).await.unwrap();
+    assert_eq!((done.granted, done.quota_exhausted), (0, true));
+    // Raising the quota lets the token go on from what it used.
+    let raised = TokenLimits { quota: Some(6), ..Default::default() };
+    assert_eq!(store.take_permits(&other.id, &raised, 5).await.unwrap().granted, 2);
+}

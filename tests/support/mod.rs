@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod gate;
+pub mod topology;
 pub mod upstream;
 
 use std::io::{Read, Write};
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use tokengate::store::embedded::EmbeddedStore;
 use tokengate::store::{Invalidation, LastUse, ListQuery, Page, StoreError, TokenStore};
 use tokengate::token::TokenId;
+use tokengate::token::limits::{Grant, TokenLimits};
 use tokengate::token::{Action, AuditEvent, Principal};
 use tokio::sync::broadcast;
 
@@ -34,13 +36,20 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra command-line settings (TLS, ACL users, cluster mode, replication).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    /// A server with extra `redis-server` arguments (`--name value` pairs).
+    pub fn start_with(extra: Vec<String>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let mut server = Self { port, dir, child: None };
+        let mut server = Self { port, dir, child: None, extra };
         server.spawn();
         server
     }
@@ -51,6 +60,7 @@ impl RedisServer {
             .args(["--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -64,12 +74,7 @@ impl RedisServer {
     }
 
     pub fn config(&self, key_prefix: &str) -> RedisConfig {
-        RedisConfig {
-            url: self.url(),
-            key_prefix: key_prefix.to_string(),
-            connect_timeout: Duration::from_millis(500),
-            command_timeout: Duration::from_millis(1000),
-        }
+        RedisConfig { connect_timeout: Duration::from_millis(500), ..RedisConfig::standalone(self.url(), key_prefix) }
     }
 
     /// Kills the server abruptly (like a crash or a node loss).
@@ -78,6 +83,10 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
@@ -166,6 +175,7 @@ pub fn new_token(kind: TokenKind, name: &str, owner: &str) -> NewToken {
         lifetime: Duration::from_secs(30 * 86_400),
         roles: vec!["viewer".to_string()],
         scopes: vec![],
+        limits: Default::default(),
     }
 }
 
@@ -312,6 +322,10 @@ impl TokenStore for Counting {
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
         self.hit()?;
         self.inner.audit(limit).await
+    }
+    async fn take_permits(&self, id: &TokenId, limits: &TokenLimits, n: u32) -> Result<Grant, StoreError> {
+        self.hit()?;
+        self.inner.take_permits(id, limits, n).await
     }
     fn invalidations(&self) -> broadcast::Receiver<Invalidation> {
         self.inner.invalidations()

@@ -18,6 +18,7 @@ use crate::clock::Timestamp;
 use crate::net::json::json_response;
 use crate::policy::scope::Scope;
 use crate::store::{Cursor, Issue, ListQuery};
+use crate::token::limits::TokenLimits;
 use crate::token::mint::NewToken;
 use crate::token::{Action, DisplayStatus, Token, TokenId, TokenKind};
 
@@ -40,6 +41,8 @@ pub(super) struct CreateToken {
     roles: Option<Vec<String>>,
     #[serde(default, deserialize_with = "not_null")]
     scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "not_null")]
+    limits: Option<TokenLimits>,
 }
 
 #[derive(Deserialize, Default)]
@@ -185,6 +188,7 @@ impl Api {
             scopes.push(s.parse::<Scope>().map_err(|e| ApiError::bad(format!("scopes[{i}]"), e.to_string()))?);
         }
         let scopes = dedup(scopes);
+        let limits = req.limits.unwrap_or_default().validated().map_err(|e| ApiError::bad("limits", e.to_string()))?;
 
         let owner = match (req.owner, caller) {
             (Some(owner), _) => owner,
@@ -218,6 +222,7 @@ impl Api {
             lifetime: Duration::from_secs(u64::from(req.expires_in_days) * 86_400),
             roles,
             scopes,
+            limits,
         };
         let (secret, token) = self.minter.issue(self.store.as_ref(), &request).await?;
         if kind == TokenKind::Personal && self.store.get_principal(&token.owner).await?.is_none() {

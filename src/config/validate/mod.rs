@@ -8,6 +8,7 @@ mod admin;
 mod cache;
 mod notifications;
 mod proxy;
+mod redis;
 mod roles;
 mod runtime;
 mod store;
@@ -39,7 +40,7 @@ pub(super) fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx
         return Err(ctx.error("admin.listen", format!("must differ from `listen` ({listen})")));
     }
 
-    let store = validate_store(raw.store.unwrap_or_default(), ctx)?;
+    let store = validate_store(raw.store.unwrap_or_default(), env, ctx)?;
     let roles = validate_roles(raw.roles, ctx)?;
     let tokens = validate_tokens(raw.tokens.unwrap_or_default(), &roles, env, ctx)?;
     let routes = validate_routes(raw.routes, &roles, ctx)?;

@@ -22,7 +22,8 @@ pub(super) fn validate_notifications(
         }
         webhooks.push(url);
     }
-    let secret = secret::webhook_secret(raw.secret_file.as_deref(), env, ctx)?;
+    let secret =
+        secret::env_or_file(WEBHOOK_SECRET_ENV, "notifications.secret_file", raw.secret_file.as_deref(), env, ctx)?;
     if !webhooks.is_empty() && secret.as_ref().is_none_or(|s| s.expose().len() < 16) {
         return Err(ctx.error(
             "notifications.secret_file",

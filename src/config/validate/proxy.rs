@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::config::raw::RawProxy;
-use crate::config::{ConfigError, FailedAuthConfig, ProxyConfig, TlsFiles, XForwarded, defaults};
+use crate::config::{ConfigError, FailedAuthConfig, OnStoreError, ProxyConfig, TlsFiles, XForwarded, defaults};
 use crate::net::server::ServerSettings;
 
 /// `upstream`: required, an `http://` or `https://` URL with a host.
@@ -33,6 +33,23 @@ pub(super) fn validate_proxy(raw: RawProxy, ctx: &Ctx) -> Result<ProxyConfig, Co
         Some("set") => XForwarded::Set,
         Some("off") => XForwarded::Off,
         Some(other) => return Err(ctx.error("proxy.x_forwarded", format!("{other:?} is not one of: append, set, off"))),
+    };
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in raw.trusted_proxies.unwrap_or_default().iter().enumerate() {
+        let net =
+            p.parse::<ipnet::IpNet>().or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(
+                |_| ctx.error(&format!("proxy.trusted_proxies[{i}]"), format!("{p:?} is not an address or CIDR")),
+            )?;
+        trusted_proxies.push(net.trunc());
+    }
+    let token_limits_on_store_error = match raw.token_limits_on_store_error.as_deref() {
+        None | Some("open") => OnStoreError::Open,
+        Some("closed") => OnStoreError::Closed,
+        Some(other) => {
+            return Err(
+                ctx.error("proxy.token_limits_on_store_error", format!("{other:?} is not one of: open, closed"))
+            );
+        }
     };
     let max_connections = raw.max_connections.unwrap_or(defaults::MAX_CONNECTIONS);
     if max_connections == 0 {
@@ -120,5 +137,7 @@ pub(super) fn validate_proxy(raw: RawProxy, ctx: &Ctx) -> Result<ProxyConfig, Co
             defaults::UPSTREAM_IDLE_TIMEOUT,
         )?,
         tls,
+        trusted_proxies,
+        token_limits_on_store_error,
     })
 }

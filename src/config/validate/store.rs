@@ -1,45 +1,22 @@
-//! `store`, `last_used` and `audit`: the backend, and what is written to it.
+//! `store`, `last_used` and `audit`: the backend, and what is written to it (`store.redis` has its
+//! own file, `redis.rs`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::Ctx;
+use super::redis::validate_redis;
 use crate::config::raw::{RawAudit, RawLastUsed, RawStore};
-use crate::config::{
-    AuditConfig, ConfigError, EmbeddedConfig, LastUsedConfig, RedisConfig, StoreConfig, defaults, redact_url,
-};
+use crate::config::{AuditConfig, ConfigError, EmbeddedConfig, LastUsedConfig, StoreConfig, defaults};
 
-pub(super) fn validate_store(raw: RawStore, ctx: &Ctx) -> Result<StoreConfig, ConfigError> {
+pub(super) fn validate_store(
+    raw: RawStore,
+    env: &BTreeMap<String, String>,
+    ctx: &Ctx,
+) -> Result<StoreConfig, ConfigError> {
     match (raw.embedded, raw.redis) {
         (Some(_), Some(_)) => Err(ctx.error("store", "set either `store.embedded` or `store.redis`, not both")),
-        (_, Some(r)) => {
-            let url = r.url.ok_or_else(|| ctx.error("store.redis.url", "required when `store.redis` is set"))?;
-            if let Err(e) = redis::Client::open(url.as_str()) {
-                return Err(ctx.error("store.redis.url", format!("invalid Redis URL {}: {e}", redact_url(&url))));
-            }
-            let key_prefix = r.key_prefix.unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_string());
-            let ok = (1..=64).contains(&key_prefix.len())
-                && key_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-            if !ok {
-                return Err(ctx.error(
-                    "store.redis.key_prefix",
-                    format!("invalid prefix {key_prefix:?}: 1-64 letters, digits, '-', '_', '.' or ':'"),
-                ));
-            }
-            Ok(StoreConfig::Redis(RedisConfig {
-                url,
-                key_prefix,
-                connect_timeout: ctx.duration(
-                    "store.redis.connect_timeout",
-                    r.connect_timeout,
-                    defaults::REDIS_CONNECT_TIMEOUT,
-                )?,
-                command_timeout: ctx.duration(
-                    "store.redis.command_timeout",
-                    r.command_timeout,
-                    defaults::REDIS_COMMAND_TIMEOUT,
-                )?,
-            }))
-        }
+        (_, Some(r)) => Ok(StoreConfig::Redis(Box::new(validate_redis(r, env, ctx)?))),
         (embedded, None) => {
             let path = embedded.and_then(|e| e.path).unwrap_or_else(|| defaults::EMBEDDED_PATH.to_string());
             if path.trim().is_empty() {

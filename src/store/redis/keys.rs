@@ -67,6 +67,14 @@ impl Keys {
     pub(super) fn channel(&self) -> String {
         format!("{}:inval", self.tag)
     }
+    /// Written by the readiness check (expires after a minute).
+    pub(super) fn probe(&self) -> String {
+        format!("{}:probe", self.tag)
+    }
+    /// A token's rate-limit state and quota use (`take.lua`).
+    pub(super) fn limiter(&self, id: &TokenId) -> String {
+        format!("{}:lim:{id}", self.tag)
+    }
 
     /// The previous release's token hash (read, migrated and then deleted; see `super::legacy`).
     pub(super) fn legacy_token(&self, id: &TokenId) -> String {

@@ -17,6 +17,7 @@
 //! | `{p}:pr:<principal id>`      | string | principal JSON                                                  |
 //! | `{p}:audit`                  | list   | audit event JSON, newest first, trimmed to `audit.max_events`  |
 //! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
+//! | `{p}:probe`                  | string | readiness check's last write (Unix ms), expires after 60 s      |
 //!
 //! Redis holds 238 bytes per token at a million tokens (`./scripts/bench-load.sh --seed-only`;
 //! the previous format took 845): a hash field of about 176 bytes with Redis's own overhead (the
@@ -38,27 +39,32 @@
 //! read, and moved to this format token by token on its next change or all at once by
 //! `tokengate store migrate` (`legacy`).
 //!
-//! The command connection is a [`ConnectionManager`] created lazily, so tokengate starts while
-//! Redis is down and reconnects by itself. The invalidation subscription runs on its own
-//! connection in a background task that pings it, resubscribes after any failure and emits
-//! [`Invalidation::All`] whenever messages may have been missed. The task stops when the store
-//! is dropped.
+//! How Redis is reached (one server, Sentinel or Cluster; TLS and ACL credentials) is in
+//! `connect`: every connection is created lazily, so tokengate starts while Redis is down and
+//! reconnects by itself. On Cluster the scripts publish with `SPUBLISH` (sharded pub/sub; the
+//! channel shares the keys' slot). The invalidation subscription runs on its own connection in
+//! a background task (`subscription`) that pings it, resubscribes after any failure and emits
+//! [`Invalidation::All`] whenever messages may have been missed. `{p}:probe` is written by the
+//! readiness check. Background tasks stop when the store is dropped.
 //!
 //! This file is one trait implementation (every store operation against the schema above) and
 //! stays together for that reason; key naming is in `keys`, the record in `record`, the paged
-//! indexes in `paged`, the previous format in `legacy`, the subscription in `subscription`.
+//! indexes in `paged`, the previous format in `legacy`, connections in `connect` and `sentinel`,
+//! the subscription in `subscription`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
+mod connect;
 mod keys;
 mod legacy;
 mod paged;
 mod record;
+mod sentinel;
 mod subscription;
 
+use connect::Link;
 use keys::Keys;
 use paged::LEAF_CAPACITY;
 use subscription::subscribe_forever;
@@ -67,7 +73,6 @@ pub use legacy::Migration;
 
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, ScriptInvocation};
 use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -78,6 +83,7 @@ use crate::clock::Timestamp;
 use crate::config::RedisConfig;
 use crate::token::TokenId;
 use crate::token::digest::TokenDigest;
+use crate::token::limits::{Grant, TokenLimits};
 use crate::token::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
 
 /// Tokens per last-used script call.
@@ -92,9 +98,11 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Link,
     keys: Keys,
     options: StoreOptions,
+    /// `PUBLISH`, or `SPUBLISH` on Cluster (sharded pub/sub).
+    publish: &'static str,
     events: broadcast::Sender<Invalidation>,
     connected: Arc<AtomicBool>,
     scripts: Scripts,
@@ -109,22 +117,7 @@ struct Scripts {
     last_used: Script,
     delete_principal: Script,
     migrate: Script,
-}
-
-impl Scripts {
-    /// Every script, each prefixed with the shared functions of `lua/lib.lua`.
-    fn new() -> Self {
-        let script = |body: &str| Script::new(&[include_str!("lua/lib.lua"), body].concat());
-        Self {
-            create: script(include_str!("lua/create.lua")),
-            transition: script(include_str!("lua/transition.lua")),
-            delete: script(include_str!("lua/delete.lua")),
-            rotate: script(include_str!("lua/rotate.lua")),
-            last_used: script(include_str!("lua/last_used.lua")),
-            delete_principal: script(include_str!("lua/delete_principal.lua")),
-            migrate: script(include_str!("lua/migrate.lua")),
-        }
-    }
+    take: Script,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -144,32 +137,46 @@ impl RedisStore {
     /// Creates the store without connecting: the first command connects, and the subscription
     /// task keeps retrying in the background. Must be called inside a tokio runtime.
     pub fn open(config: &RedisConfig, options: StoreOptions) -> Result<Self, StoreError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(unavailable)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config).map_err(unavailable)?;
+        let (conn, feed) = connect::open(config).map_err(unavailable)?;
         let keys = Keys { tag: format!("{{{}}}", config.key_prefix) };
         let (events, _) = broadcast::channel(1024);
         let connected = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
+        if let Link::Sentinel(link) = &conn {
+            tokio::spawn(link.clone().watch(stop.clone()));
+        }
+        // On Cluster the channel is a sharded one: scripts publish with SPUBLISH.
+        let publish = if matches!(conn, Link::Cluster(_)) { "SPUBLISH" } else { "PUBLISH" };
         tokio::spawn(subscribe_forever(
-            client,
+            feed,
             keys.channel(),
+            keys.index().dir,
             events.clone(),
             connected.clone(),
             config.connect_timeout,
             stop.clone(),
         ));
-        let scripts = Scripts::new();
+        // Every script but `take` starts with the shared functions of `lua/lib.lua`.
+        let script = |lib: &str, source: &str| {
+            Script::new(&[lib, source].concat().replace("redis.call('PUBLISH'", &format!("redis.call('{publish}'")))
+        };
+        let lib = include_str!("lua/lib.lua");
+        let scripts = Scripts {
+            create: script(lib, include_str!("lua/create.lua")),
+            transition: script(lib, include_str!("lua/transition.lua")),
+            delete: script(lib, include_str!("lua/delete.lua")),
+            rotate: script(lib, include_str!("lua/rotate.lua")),
+            last_used: script(lib, include_str!("lua/last_used.lua")),
+            delete_principal: script(lib, include_str!("lua/delete_principal.lua")),
+            migrate: script(lib, include_str!("lua/migrate.lua")),
+            take: script("", include_str!("lua/take.lua")),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 conn,
                 keys,
                 options,
+                publish,
                 events,
                 connected,
                 scripts,
@@ -178,7 +185,7 @@ impl RedisStore {
         })
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Link {
         self.inner.conn.clone()
     }
 
@@ -336,7 +343,17 @@ impl TokenStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        redis::cmd("PING").query_async::<()>(&mut self.conn()).await.map_err(unavailable)
+        // A write to the deployment's slot: it fails on a replica (READONLY), on a Cluster node
+        // that does not own the slot (MOVED, when a plain URL points at one) and without write
+        // permission, all of which a PING would miss.
+        redis::cmd("SET")
+            .arg(self.inner.keys.probe())
+            .arg(Timestamp::now().millis())
+            .arg("PX")
+            .arg(60_000)
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
     }
 
     async fn create(&self, token: &Token, actor: &str) -> Result<(), StoreError> {
@@ -590,7 +607,9 @@ impl TokenStore for RedisStore {
             .atomic()
             .set(self.inner.keys.principal(&principal.id), json)
             .ignore()
-            .publish(self.inner.keys.channel(), Invalidation::Principal(principal.id.clone()).encode())
+            .cmd(self.inner.publish)
+            .arg(self.inner.keys.channel())
+            .arg(Invalidation::Principal(principal.id.clone()).encode())
             .ignore()
             .query_async::<()>(&mut self.conn())
             .await
@@ -660,5 +679,27 @@ impl TokenStore for RedisStore {
 
     fn invalidations_connected(&self) -> bool {
         self.inner.connected.load(Ordering::Relaxed)
+    }
+
+    async fn take_permits(&self, id: &TokenId, limits: &TokenLimits, n: u32) -> Result<Grant, StoreError> {
+        let (interval, burst) = limits.rate.map_or((0, 0), |r| (r.gcra().interval_us, r.burst()));
+        let (granted, retry_us, remaining, exhausted): (u32, u64, u32, u8) = self
+            .inner
+            .scripts
+            .take
+            .key(self.inner.keys.limiter(id))
+            .arg(interval)
+            .arg(burst)
+            .arg(n)
+            .arg(limits.quota.unwrap_or(0))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(Grant {
+            granted,
+            retry_after: std::time::Duration::from_micros(retry_us),
+            remaining,
+            quota_exhausted: exhausted == 1,
+        })
     }
 }

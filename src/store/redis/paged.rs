@@ -15,8 +15,7 @@
 //! answers "moved", and the caller resolves again). Listing reads a run of leaves together with
 //! the directory in one `MULTI`, and reads again if the directory changed in between.
 
-use redis::aio::ConnectionManager;
-
+use super::connect::Link;
 use super::keys::IndexKeys;
 use super::{corrupt, unavailable};
 use crate::clock::Timestamp;
@@ -62,11 +61,7 @@ pub(super) const ATTEMPTS: usize = 50;
 
 /// The directory members of the leaves holding entry `key` in each of `indexes` (empty for a
 /// first leaf), in one round trip.
-pub(super) async fn resolve(
-    conn: &mut ConnectionManager,
-    indexes: &[&IndexKeys],
-    key: &[u8],
-) -> Result<Vec<Vec<u8>>, StoreError> {
+pub(super) async fn resolve(conn: &mut Link, indexes: &[&IndexKeys], key: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
     let mut pipe = redis::pipe();
     for index in indexes {
         pipe.cmd("ZRANGE").arg(&index.dir).arg(lex("(", key, "0")).arg("-").arg("BYLEX").arg("REV");
@@ -87,7 +82,7 @@ pub(super) struct Range {
 /// Up to `limit` entries of `index` below `upper` (exclusive; `None`: from the newest), merged
 /// with the entries of `legacy`, the previous release's index, while it still holds any.
 pub(super) async fn range(
-    conn: &mut ConnectionManager,
+    conn: &mut Link,
     index: &IndexKeys,
     legacy: &str,
     upper: Option<Cursor>,
@@ -179,10 +174,7 @@ pub(super) async fn range(
 }
 
 /// The directory of `index` as read, and every leaf it names (the first leaf first).
-pub(super) async fn leaves(
-    conn: &mut ConnectionManager,
-    index: &IndexKeys,
-) -> Result<(Vec<Vec<u8>>, Vec<String>), StoreError> {
+pub(super) async fn leaves(conn: &mut Link, index: &IndexKeys) -> Result<(Vec<Vec<u8>>, Vec<String>), StoreError> {
     let members: Vec<Vec<u8>> =
         redis::cmd("ZRANGE").arg(&index.dir).arg(0).arg(-1).query_async(conn).await.map_err(unavailable)?;
     let mut leaves = vec![index.leaf(b"")];

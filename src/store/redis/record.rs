@@ -10,7 +10,7 @@
 //! 9+n     …     MessagePack array [kind, name, owner]: the head, which the scripts read
 //!               (`cmsgpack.unpack_one`) for audit events and principal deletion
 //! …       …     MessagePack array [created_by, created_at, expires_at, roles, scopes, digest,
-//!               previous]: the rest of the record
+//!               previous, limits]: the rest of the record (limits as JSON, nil when unlimited)
 //! ```
 //!
 //! The fixed header holds what changes often and what the scripts change in place (status,
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
 use crate::token::digest::TokenDigest;
+use crate::token::limits::TokenLimits;
 use crate::token::{PreviousSecret, Token, TokenId, TokenKind, TokenStatus};
 
 /// The first byte of every record written by this code.
@@ -48,6 +49,8 @@ pub(super) enum RecordError {
     Address,
     #[error("scope: {0}")]
     Scope(String),
+    #[error("limits: {0}")]
+    Limits(#[from] serde_json::Error),
     #[error("record body: {0}")]
     Body(#[from] rmp_serde::decode::Error),
     #[error("{0} bytes after the record body")]
@@ -103,6 +106,9 @@ struct Rest {
     scopes: Vec<String>,
     digest: serde_bytes::ByteArray<32>,
     previous: Option<(serde_bytes::ByteArray<32>, u64)>,
+    /// [`TokenLimits`] as JSON (its optional fields are named there); `None` when unlimited.
+    #[serde(default)]
+    limits: Option<String>,
 }
 
 /// The whole record of `token`, as `create` stores it.
@@ -131,6 +137,8 @@ pub(super) fn encode_body(token: &Token) -> Vec<u8> {
         scopes: token.scopes.iter().map(ToString::to_string).collect(),
         digest: serde_bytes::ByteArray::new(*token.digest.as_bytes()),
         previous: token.previous.as_ref().map(|p| (serde_bytes::ByteArray::new(*p.digest.as_bytes()), p.valid_until.0)),
+        limits: (!token.limits.is_unlimited())
+            .then(|| serde_json::to_string(&token.limits).expect("token limits serialize")),
     };
     let mut out = rmp_serde::to_vec(&head).expect("record head serializes");
     rmp_serde::encode::write(&mut out, &rest).expect("record rest serializes");
@@ -179,6 +187,7 @@ pub(super) fn decode(id: TokenId, bytes: &[u8]) -> Result<Token, RecordError> {
         other => return Err(RecordError::Kind(other)),
     };
     let scopes = rest.scopes.iter().map(|s| s.parse()).collect::<Result<_, _>>();
+    let limits = rest.limits.as_deref().map(serde_json::from_str::<TokenLimits>).transpose()?;
     Ok(Token {
         id,
         kind,
@@ -197,6 +206,7 @@ pub(super) fn decode(id: TokenId, bytes: &[u8]) -> Result<Token, RecordError> {
             digest: TokenDigest::from_bytes(digest.into_array()),
             valid_until: Timestamp(valid_until),
         }),
+        limits: limits.unwrap_or_default(),
     })
 }
 
@@ -228,6 +238,10 @@ mod tests {
             last_used_from: Some("2001:db8::7".into()),
             digest: hasher.digest("new"),
             previous: Some(PreviousSecret { digest: hasher.digest("old"), valid_until: Timestamp(1_763_900_000_000) }),
+            limits: serde_json::from_str(
+                r#"{"rate":{"requests":100,"window_secs":60,"burst":10},"quota":5000,"networks":["10.0.0.0/8","2001:db8::/32"]}"#,
+            )
+            .unwrap(),
         }
     }
 
@@ -237,7 +251,14 @@ mod tests {
         let bytes = encode(&t);
         assert_eq!(decode(t.id, &bytes).unwrap(), t);
         assert_eq!(body(&bytes).unwrap(), encode_body(&t).as_slice());
-        let bare = Token { last_used_at: None, last_used_from: None, previous: None, scopes: vec![], ..t };
+        let bare = Token {
+            last_used_at: None,
+            last_used_from: None,
+            previous: None,
+            scopes: vec![],
+            limits: TokenLimits::default(),
+            ..t
+        };
         assert_eq!(decode(bare.id, &encode(&bare)).unwrap(), bare);
     }
 

@@ -1,0 +1,223 @@
+//! Per-token limits end to end, over real sockets: a rate limit (429 with Retry-After and the
+//! IETF RateLimit fields), a quota (403 once used up), allowed networks (403 elsewhere, with
+//! `X-Forwarded-For` believed only from trusted proxies), bad limits refused at creation with
+//! nothing stored, the store-outage modes, and two replicas sharing one limit through Redis.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde_json::{Value, json};
+
+use support::RedisServer;
+use support::admin::{Admin, OPERATOR_KEY};
+use support::gate::{Gate, Reply, bearer, get, redis_config};
+use support::upstream::Upstream;
+
+fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
+    r.headers.get(name).map_or("", |v| v.to_str().unwrap())
+}
+
+async fn metered(a: &Admin, limits: Value) -> String {
+    a.principal("alice", None, &["viewer"]).await;
+    let created = a
+        .create(OPERATOR_KEY, json!({"name": "metered", "expires_in_days": 30, "owner": "alice", "limits": limits}))
+        .await;
+    assert_eq!(created["limits"], limits, "the view shows the limits as set");
+    created["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_token_gets_429_with_the_ratelimit_fields() {
+    let a = Admin::start("").await;
+    let secret = metered(&a, json!({"rate": {"requests": 5, "window_secs": 1}})).await;
+    let auth = bearer(&secret);
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..8 {
+        let r = get(&a.gate.url("/x"), &[("authorization", &auth)]).await;
+        statuses.push(r.status.as_u16());
+        if r.status == 200 {
+            assert_eq!(header(&r, "ratelimit-policy"), r#""token";q=5;w=1"#);
+            assert!(header(&r, "ratelimit").starts_with(r#""token";r="#), "{:?}", r.headers);
+        }
+        last = Some(r);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+    let refused = last.unwrap();
+    assert_eq!(refused.json()["error"], "rate_limited");
+    assert_eq!(header(&refused, "retry-after"), "1");
+    assert_eq!(header(&refused, "ratelimit-policy"), r#""token";q=5;w=1"#);
+    assert_eq!(header(&refused, "ratelimit"), r#""token";r=0;t=1"#);
+    // One permit frees up every 200 ms.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(get(&a.gate.url("/x"), &[("authorization", &auth)]).await.status, 200);
+    let metrics = String::from_utf8_lossy(&get(&a.gate.admin_url("/metrics"), &[]).await.body).to_string();
+    assert!(metrics.contains(r#"tokengate_limit_refusals_total{limit="rate"} 3"#), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_is_used_up_for_good() {
+    let a = Admin::start("").await;
+    let secret = metered(&a, json!({"quota": 3})).await;
+    let auth = bearer(&secret);
+    for _ in 0..3 {
+        assert_eq!(get(&a.gate.url("/x"), &[("authorization", &auth)]).await.status, 200);
+    }
+    let r = get(&a.gate.url("/x"), &[("authorization", &auth)]).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (403, Some("quota_exhausted")));
+    assert_eq!(header(&r, "ratelimit-policy"), r#""quota";q=3"#);
+    assert!(r.headers.get("retry-after").is_none(), "waiting does not help");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_networks_trust_forwarded_addresses_only_from_trusted_proxies() {
+    // The test client is 127.0.0.1. Without trusted proxies, X-Forwarded-For is ignored.
+    let a = Admin::start("").await;
+    let secret = metered(&a, json!({"networks": ["10.0.0.0/8"]})).await;
+    let auth = bearer(&secret);
+    let r = get(&a.gate.url("/x"), &[("authorization", &auth), ("x-forwarded-for", "10.1.2.3")]).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"].as_str()), (403, Some("network_not_allowed")));
+
+    // Behind a trusted proxy (127.0.0.1), the rightmost untrusted forwarded address counts.
+    let b = Admin::start("proxy:\n  trusted_proxies: [127.0.0.1]\n").await;
+    let secret = metered(&b, json!({"networks": ["10.0.0.0/8", "2001:db8::/32"]})).await;
+    let auth = bearer(&secret);
+    for (xff, status) in [
+        ("10.1.2.3", 200),
+        ("2001:db8::7", 200),
+        // What the client prepended itself is not believed.
+        ("10.1.2.3, 203.0.113.9", 403),
+        ("203.0.113.9", 403),
+        ("not-an-address", 403),
+    ] {
+        let r = get(&b.gate.url("/x"), &[("authorization", &auth), ("x-forwarded-for", xff)]).await;
+        assert_eq!(r.status.as_u16(), status, "{xff}");
+    }
+    assert_eq!(get(&b.gate.url("/x"), &[("authorization", &auth)]).await.status, 403, "the proxy itself");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_limits_are_refused_at_creation_and_nothing_is_stored() {
+    let a = Admin::start("").await;
+    a.principal("alice", None, &["viewer"]).await;
+    let before = a.snapshot().await;
+    for (limits, expected) in [
+        (json!({"rate": {"requests": 0, "window_secs": 1}}), "rate.requests"),
+        (json!({"rate": {"requests": 10, "window_secs": 0}}), "rate.window_secs"),
+        (json!({"rate": {"requests": 10, "window_secs": 1, "burst": 11}}), "rate.burst"),
+        (json!({"rate": {"requests": -1, "window_secs": 1}}), "limits"),
+        (json!({"rate": {"requests": 10}}), "window_secs"),
+        (json!({"quota": 0}), "quota"),
+        (json!({"quota": "lots"}), "limits"),
+        (json!({"networks": ["10.0.0.0/33"]}), "limits"),
+        (json!({"networks": ["example.com"]}), "limits"),
+        (json!({"networks": "10.0.0.0/8"}), "limits"),
+        (json!({"rates": {}}), "limits"),
+        (json!(null), "limits"),
+    ] {
+        let r = a
+            .op(
+                Method::POST,
+                "/v1/tokens",
+                Some(json!({"name": "bad", "expires_in_days": 30, "owner": "alice", "limits": limits})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{limits}: {:?}", r.json());
+        let text = r.json().to_string();
+        assert!(text.contains(expected), "{limits}: {text}");
+    }
+    assert_eq!(a.snapshot().await, before, "nothing stored");
+}
+
+/// The limiter's store calls fail: `open` (the default) lets the request through and counts
+/// it; `closed` answers 503 with Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_fails_open_or_closed_as_configured() {
+    for (mode, expected) in [("open", 200), ("closed", 503)] {
+        let redis = RedisServer::start();
+        let upstream = Upstream::start().await;
+        let extra = format!("proxy:\n  token_limits_on_store_error: {mode}\ncache:\n  max_staleness: 60s\n");
+        let gate = Gate::start(&redis_config(&upstream.url(), &redis.url(), &extra)).await;
+        let limits = tokengate::token::limits::TokenLimits {
+            rate: Some(tokengate::token::limits::RateLimit { requests: 1000, window_secs: 1, burst: Some(1) }),
+            ..Default::default()
+        };
+        let mut request = support::new_token(tokengate::token::TokenKind::Organization, "m", "acme");
+        request.limits = limits;
+        use tokengate::store::Issue as _;
+        let (secret, _) = support::minter().issue(gate.store.as_ref(), &request).await.unwrap();
+        let auth = bearer(secret.expose());
+        assert_eq!(get(&gate.url("/x"), &[("authorization", &auth)]).await.status, 200);
+        redis.pause();
+        // The token itself is still served from the cache (max_staleness); the permit is not.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let r = get(&gate.url("/x"), &[("authorization", &auth)]).await;
+        redis.resume();
+        assert_eq!(r.status.as_u16(), expected, "{mode}");
+        if expected == 503 {
+            assert!(r.headers.contains_key("retry-after"));
+        }
+        let metrics = String::from_utf8_lossy(&get(&gate.admin_url("/metrics"), &[]).await.body).to_string();
+        assert!(metrics.contains("tokengate_limit_store_errors_total"), "{metrics}");
+    }
+}
+
+/// Two replicas on one Redis, one token limited to 100 requests a second, 1,000 requests a
+/// second offered, split across both: the accepted rate stays within 5 % of 100 a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_rate_limit() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start().await;
+    let config = redis_config(&upstream.url(), &redis.url(), "");
+    let (a, b) = (Gate::start(&config).await, Gate::start(&config).await);
+    let mut request = support::new_token(tokengate::token::TokenKind::Organization, "shared", "acme");
+    request.limits = tokengate::token::limits::TokenLimits {
+        rate: Some(tokengate::token::limits::RateLimit { requests: 100, window_secs: 1, burst: Some(10) }),
+        ..Default::default()
+    };
+    use tokengate::store::Issue as _;
+    let (secret, _) = support::minter().issue(a.store.as_ref(), &request).await.unwrap();
+    let auth = Arc::new(bearer(secret.expose()));
+
+    // 20 clients, each 50 requests a second, alternating replicas; accepted requests counted
+    // after the first second (which includes the burst).
+    let (seconds, warmup) = (6u64, Duration::from_secs(1));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let offered = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now() + Duration::from_millis(100);
+    let urls = [a.url("/x"), b.url("/x")];
+    let mut clients = Vec::new();
+    for c in 0..20u64 {
+        let (auth, accepted, offered, url) =
+            (auth.clone(), accepted.clone(), offered.clone(), urls[c as usize % 2].clone());
+        clients.push(tokio::spawn(async move {
+            let first = start + Duration::from_micros(c * 1000);
+            let mut tick = tokio::time::interval_at(first.into(), Duration::from_millis(20));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            while start.elapsed() < Duration::from_secs(seconds) {
+                tick.tick().await;
+                let status = get(&url, &[("authorization", &auth)]).await.status.as_u16();
+                assert!(status == 200 || status == 429, "{status}");
+                if start.elapsed() >= warmup {
+                    offered.fetch_add(1, Ordering::Relaxed);
+                    if status == 200 {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    let window = (seconds - 1) as f64;
+    let (accepted, offered) =
+        (accepted.load(Ordering::Relaxed) as f64 / window, offered.load(Ordering::Relaxed) as f64 / window);
+    println!("two replicas, limit 100/s: offered {offered:.0}/s, accepted {accepted:.1}/s");
+    assert!(offered > 800.0, "the test could not offer enough load: {offered:.0}/s");
+    assert!((95.0..=105.0).contains(&accepted), "accepted {accepted:.1}/s for a limit of 100/s");
+}
