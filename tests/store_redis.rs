@@ -162,6 +162,13 @@ async fn data_written_by_the_previous_release_is_read_changed_and_migrated() {
             t.scopes = vec!["env:prod".parse().unwrap(), "deployment:api@prod".parse().unwrap()];
             t.roles.push("developer".into());
         }
+        if i % 11 == 0 {
+            // Limits came after 0c67ecc, in the same JSON record (what main wrote before this format).
+            t.limits = serde_json::from_str(
+                r#"{"rate":{"requests":10,"window_secs":1},"quota":99,"networks":["10.0.0.0/8"]}"#,
+            )
+            .unwrap();
+        }
         old.create(&t, "creator").await;
         expected.push(t);
     }

@@ -1,4 +1,5 @@
-//! The previous release's format (up to 0.1.0 at commit 0c67ecc), read until it is migrated.
+//! The previous format (every release up to the compact one: commit 0c67ecc and its successors,
+//! whose JSON records later gained `limits`), read until it is migrated.
 //!
 //! | key                | type | content                                                         |
 //! |--------------------|------|-----------------------------------------------------------------|

@@ -18,6 +18,7 @@
 //! | `{p}:audit`                  | list   | audit event JSON, newest first, trimmed to `audit.max_events`  |
 //! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
 //! | `{p}:probe`                  | string | readiness check's last write (Unix ms), expires after 60 s      |
+//! | `{p}:lim:<id>`               | hash   | a limited token's rate state and quota use (`take.lua`)         |
 //!
 //! Redis holds 238 bytes per token at a million tokens (`./scripts/bench-load.sh --seed-only`;
 //! the previous format took 845): a hash field of about 176 bytes with Redis's own overhead (the
