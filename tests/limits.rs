@@ -118,6 +118,8 @@ async fn bad_limits_are_refused_at_creation_and_nothing_is_stored() {
         (json!({"networks": "10.0.0.0/8"}), "limits"),
         (json!({"rates": {}}), "limits"),
         (json!(null), "limits"),
+        (json!([]), "limits"),
+        (json!({"rate": [5, 1]}), "limits.rate"),
     ] {
         let r = a
             .op(
@@ -130,6 +132,12 @@ async fn bad_limits_are_refused_at_creation_and_nothing_is_stored() {
         let text = r.json().to_string();
         assert!(text.contains(expected), "{limits}: {text}");
     }
+    // A positional array is not a body serde should read as an object.
+    let r = a.op(Method::POST, "/v1/tokens", Some(json!(["bad", 30]))).await;
+    assert_eq!(
+        (r.status.as_u16(), r.json()["error"]["message"].as_str()),
+        (400, Some("the body must be a JSON object"))
+    );
     assert_eq!(a.snapshot().await, before, "nothing stored");
 }
 
@@ -220,4 +228,64 @@ async fn two_replicas_share_one_rate_limit() {
     println!("two replicas, limit 100/s: offered {offered:.0}/s, accepted {accepted:.1}/s");
     assert!(offered > 800.0, "the test could not offer enough load: {offered:.0}/s");
     assert!((95.0..=105.0).contains(&accepted), "accepted {accepted:.1}/s for a limit of 100/s");
+}
+
+/// `PUT /v1/tokens/{id}/limits`: operators set anything and it applies at once; owners may only
+/// tighten; bad bodies and other people's tokens are refused with nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_edited_by_operators_and_tightened_by_owners() {
+    let a = Admin::start("").await;
+    a.principal("alice", None, &["viewer"]).await;
+    a.principal("bob", None, &["viewer"]).await;
+    let create = |owner: &str| json!({"name": format!("{owner}-token"), "expires_in_days": 30, "owner": owner});
+    let alice = a.create(OPERATOR_KEY, create("alice")).await;
+    let bob = a.create(OPERATOR_KEY, create("bob")).await;
+    let (alice_secret, alice_id) = (alice["token"].as_str().unwrap(), alice["id"].as_str().unwrap());
+    let path = format!("/v1/tokens/{alice_id}/limits");
+
+    // An operator sets a quota of 2; the proxy applies it at once.
+    let r = a.op(Method::PUT, &path, Some(json!({"quota": 2, "rate": {"requests": 100, "window_secs": 1}}))).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["limits"]["quota"], 2);
+    let auth = bearer(alice_secret);
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(get(&a.gate.url("/x"), &[("authorization", &auth)]).await.status.as_u16());
+        }
+        v
+    };
+    assert_eq!(statuses, [200, 200, 403]);
+    let audit = a.op(Method::GET, "/v1/audit?limit=1", None).await.json();
+    assert_eq!(audit["events"][0]["action"], "limits");
+
+    // Alice (signed in with her own token, over quota for the proxy but not for the API) may
+    // tighten her token's limits, not loosen them.
+    let tighter = json!({"quota": 1, "rate": {"requests": 10, "window_secs": 1}});
+    let r = a.call(Method::PUT, &path, alice_secret, Some(tighter.clone())).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let before = a.snapshot().await;
+    for looser in [json!({}), json!({"quota": 5, "rate": {"requests": 10, "window_secs": 1}}), json!({"quota": 1})] {
+        let r = a.call(Method::PUT, &path, alice_secret, Some(looser.clone())).await;
+        assert_eq!((r.status.as_u16(), r.json()["error"]["code"].as_str()), (403, Some("forbidden")), "{looser}");
+    }
+    // Someone else's token: not found (existence is not revealed).
+    let bob_path = format!("/v1/tokens/{}/limits", bob["id"].as_str().unwrap());
+    assert_eq!(a.call(Method::PUT, &bob_path, alice_secret, Some(json!({"quota": 1}))).await.status, 404);
+    // Bad bodies and paths.
+    for (body, field) in [
+        (json!({"quota": 0}), "limits"),
+        (json!({"rate": {"requests": 1}}), "rate"),
+        (json!({"networks": ["10.0.0.0/40"]}), "networks"),
+        (json!({"unknown": 1}), "unknown"),
+        (json!([]), ""),
+    ] {
+        let r = a.op(Method::PUT, &path, Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{body}: {:?}", r.json());
+        assert!(r.json().to_string().contains(field), "{body}: {:?}", r.json());
+    }
+    assert_eq!(a.op(Method::PUT, "/v1/tokens/ZZZZZZZZZZZZ/limits", Some(json!({}))).await.status, 404);
+    assert_eq!(a.op(Method::GET, &path, None).await.status, 405);
+    assert_eq!(a.snapshot().await, before, "nothing changed by the refused calls");
+    assert_eq!(a.op(Method::GET, &format!("/v1/tokens/{alice_id}"), None).await.json()["limits"], tighter);
 }

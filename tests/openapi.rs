@@ -145,6 +145,8 @@ async fn the_server_matches_its_openapi_document() {
         Some(json!({"name": "metered", "expires_in_days": 30, "owner": "alice", "limits": limits})),
     )
     .await;
+    call(&a, &mut spec, Method::PUT, &format!("/v1/tokens/{id}/limits"), Some(json!({"quota": 5}))).await;
+    call(&a, &mut spec, Method::PUT, &format!("/v1/tokens/{id}/limits"), Some(json!({"quota": 0}))).await; // 400
     call(&a, &mut spec, Method::GET, "/v1/tokens?name=SPEC&limit=1", None).await;
     call(&a, &mut spec, Method::GET, &format!("/v1/tokens/{id}"), None).await;
     for action in ["suspend", "activate"] {

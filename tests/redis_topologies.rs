@@ -102,7 +102,7 @@ async fn first_write_after(store: &Store, since: Instant) -> Duration {
 /// Checks the probes of a failover that started `killed_at` into the traffic and whose writes
 /// resumed `resumed` later; returns (503 answers, the span from the first to the last one).
 fn check_probes(probes: &[Probe], killed_at: Duration, resumed: Duration) -> (usize, Duration) {
-    assert!(probes.len() > 50, "too little traffic: {}", probes.len());
+    assert!(probes.len() > 20, "too little traffic: {}", probes.len());
     for p in probes {
         assert_eq!(p.cached, 200, "a cached token must keep working through the failover: {p:?}");
         assert!(p.retry_after, "a 503 must carry Retry-After: {p:?}");

@@ -193,4 +193,5 @@ every_backend!(
     rotation_replaces_the_secret_with_an_optional_grace_period,
     concurrent_rotations_have_exactly_one_winner,
     permits_follow_the_rate_limit_and_the_quota,
+    limits_can_be_replaced_without_touching_the_rest,
 );

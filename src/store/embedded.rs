@@ -10,12 +10,18 @@
 //! | `retired_ids`       | id of a deleted token       | —                      |
 //! | `principals`        | principal id                | principal (JSON)       |
 //! | `audit`             | sequence number             | audit event (JSON)     |
+//! | `quota_used`        | token id                    | requests counted against its quota |
 //!
+//! Rate-limit state (each token's GCRA arrival time) is kept in memory: one process serves an
+//! embedded store, and a restart may as well start with a full burst.
 //! Deleting a principal revokes their personal tokens (found through `tokens_by_owner`) in the
 //! same transaction.
 //!
 //! redb is synchronous, so each call runs on tokio's blocking pool. Invalidations go to an
 //! in-process broadcast channel after the transaction commits.
+//!
+//! This file is one trait implementation (every store operation against the tables above) and
+//! stays together for that reason.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -304,6 +310,28 @@ impl TokenStore for EmbeddedStore {
         .await
     }
 
+    async fn set_limits(&self, id: &TokenId, limits: &TokenLimits, actor: &str) -> Result<Token, StoreError> {
+        let (id, limits, actor) = (*id, limits.clone(), actor.to_string());
+        self.blocking(move |s| {
+            let txn = s.db.begin_write().map_err(unavailable)?;
+            let token = {
+                let mut tokens = txn.open_table(TOKENS).map_err(unavailable)?;
+                let mut token = load_token(&tokens, &id)?.ok_or(StoreError::NotFound)?;
+                if token.status == TokenStatus::Revoked {
+                    return Err(TransitionError::Conflict { action: "change the limits of", from: "revoked" }.into());
+                }
+                token.limits = limits;
+                tokens.insert(id.as_str(), encode(&token).as_slice()).map_err(unavailable)?;
+                token
+            };
+            s.append_audit(&txn, &AuditEvent::now(&token, &actor, AuditAction::Limits))?;
+            txn.commit().map_err(unavailable)?;
+            s.notify(Invalidation::Token(id));
+            Ok(token)
+        })
+        .await
+    }
+
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
         let id = *id;
         let actor = actor.to_string();
@@ -316,6 +344,7 @@ impl TokenStore for EmbeddedStore {
                     return Err(StoreError::NotRevoked(token.status.as_str()));
                 }
                 tokens.remove(id.as_str()).map_err(unavailable)?;
+                txn.open_table(QUOTA_USED).map_err(unavailable)?.remove(id.as_str()).map_err(unavailable)?;
                 let key = Cursor::new(token.created_at, &token.id);
                 txn.open_table(BY_CREATED).map_err(unavailable)?.remove(key.as_str()).map_err(unavailable)?;
                 txn.open_table(BY_OWNER)

@@ -205,6 +205,11 @@ pub trait TokenStore: Send + Sync + 'static {
         actor: &str,
     ) -> Result<Token, StoreError>;
 
+    /// Replaces the token's limits, with an audit event and an invalidation, and returns the
+    /// token as it now is. The secret and the status are untouched (a rotation running at the
+    /// same time still compares the digest alone).
+    async fn set_limits(&self, id: &TokenId, limits: &TokenLimits, actor: &str) -> Result<Token, StoreError>;
+
     /// Deletes a revoked token; its id is retired, never to be issued again.
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError>;
 

@@ -84,6 +84,26 @@ impl TokenLimits {
         Ok(self)
     }
 
+    /// Whether these limits are at least as strict as `current` (what a token's owner may set
+    /// without an operator): no higher rate or burst, no larger quota, and networks inside the
+    /// current ones. Anything is within no limits.
+    pub fn is_within(&self, current: &TokenLimits) -> bool {
+        let rate_ok = match (&current.rate, &self.rate) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(c), Some(n)) => n.per_second() <= c.per_second() && n.burst() <= c.burst(),
+        };
+        let quota_ok = match (current.quota, self.quota) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(c), Some(n)) => n <= c,
+        };
+        let networks_ok = current.networks.is_empty()
+            || (!self.networks.is_empty()
+                && self.networks.iter().all(|n| current.networks.iter().any(|c| c.contains(n))));
+        rate_ok && quota_ok && networks_ok
+    }
+
     /// Whether `client` may use the token.
     pub fn allows(&self, client: IpAddr) -> bool {
         // An IPv4 client seen over IPv6 (`::ffff:a.b.c.d`) is matched as IPv4.
@@ -230,6 +250,31 @@ mod tests {
             tat = Some(next);
         }
         assert!((100..=103).contains(&granted), "{granted}");
+    }
+
+    #[test]
+    fn stricter_limits_are_within_looser_ones() {
+        let rate = |requests, window_secs, burst| Some(RateLimit { requests, window_secs, burst });
+        let current = TokenLimits {
+            rate: rate(100, 60, Some(20)),
+            quota: Some(1000),
+            networks: vec!["10.0.0.0/8".parse().unwrap()],
+        };
+        let stricter =
+            TokenLimits { rate: rate(1, 1, Some(1)), quota: Some(10), networks: vec!["10.1.0.0/16".parse().unwrap()] };
+        assert!(stricter.is_within(&current) && current.is_within(&current));
+        assert!(current.is_within(&TokenLimits::default()) && !TokenLimits::default().is_within(&current));
+        for looser in [
+            TokenLimits { rate: rate(101, 60, Some(20)), ..current.clone() },
+            TokenLimits { rate: rate(100, 60, Some(21)), ..current.clone() },
+            TokenLimits { rate: None, ..current.clone() },
+            TokenLimits { quota: Some(1001), ..current.clone() },
+            TokenLimits { quota: None, ..current.clone() },
+            TokenLimits { networks: vec!["0.0.0.0/0".parse().unwrap()], ..current.clone() },
+            TokenLimits { networks: vec![], ..current.clone() },
+        ] {
+            assert!(!looser.is_within(&current), "{looser}");
+        }
     }
 
     #[test]

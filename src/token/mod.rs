@@ -252,6 +252,8 @@ pub enum AuditAction {
     Restore,
     Delete,
     Rotate,
+    /// The token's limits were changed.
+    Limits,
 }
 
 impl From<Action> for AuditAction {
@@ -275,6 +277,7 @@ impl AuditAction {
             Self::Restore => "restore",
             Self::Delete => "delete",
             Self::Rotate => "rotate",
+            Self::Limits => "limits",
         }
     }
 }

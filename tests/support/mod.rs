@@ -323,6 +323,10 @@ impl TokenStore for Counting {
         self.hit()?;
         self.inner.audit(limit).await
     }
+    async fn set_limits(&self, id: &TokenId, limits: &TokenLimits, actor: &str) -> Result<Token, StoreError> {
+        self.hit()?;
+        self.inner.set_limits(id, limits, actor).await
+    }
     async fn take_permits(&self, id: &TokenId, limits: &TokenLimits, n: u32) -> Result<Grant, StoreError> {
         self.hit()?;
         self.inner.take_permits(id, limits, n).await

@@ -11,6 +11,7 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::admin::error::ApiError;
 use crate::config::Config;
+use crate::token::limits::TokenLimits;
 use crate::token::{TokenId, valid_subject_id};
 
 /// Longest token name or display name, in characters.
@@ -84,6 +85,12 @@ pub(super) async fn read_json<T: DeserializeOwned>(
         return Err(ApiError::UnsupportedMediaType);
     }
     let bytes: &[u8] = if empty { b"{}" } else { &bytes };
+    // serde would also read a struct from a positional array; every body is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{')
+        && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+    {
+        return Err(ApiError::BadRequest { field: None, message: "the body must be a JSON object".into() });
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -177,4 +184,23 @@ pub(super) fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
         }
     }
     out
+}
+
+/// A token's limits from the API: `value` and its `rate` must be objects (serde would also read
+/// them from positional arrays), then the bounds are checked.
+pub(super) fn limits(value: serde_json::Value) -> Result<TokenLimits, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::bad("limits", "must be an object"));
+    }
+    if value.get("rate").is_some_and(|r| !r.is_object()) {
+        return Err(ApiError::bad("limits.rate", "must be an object with requests and window_secs"));
+    }
+    serde_path_to_error::deserialize::<_, TokenLimits>(value)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "limits".to_string() } else { format!("limits.{path}") };
+            ApiError::bad(field, e.into_inner().to_string())
+        })?
+        .validated()
+        .map_err(|e| ApiError::bad("limits", e.to_string()))
 }

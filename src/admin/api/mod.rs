@@ -62,6 +62,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         ["tokens"] => "GET, POST",
         ["tokens", _] => "GET, DELETE",
         ["tokens", _, "suspend" | "activate" | "revoke" | "restore" | "rotate"] => "POST",
+        ["tokens", _, "limits"] => "PUT",
         ["principals", _] => "GET, PUT, DELETE",
         _ => return None,
     })
@@ -100,6 +101,10 @@ impl Api {
             }
             (["tokens", id], &Method::GET) => self.show(caller, parse_id(id)?).await,
             (["tokens", id], &Method::DELETE) => self.delete(caller, parse_id(id)?, headers, body).await,
+            (["tokens", id, "limits"], &Method::PUT) => {
+                let id = parse_id(id)?;
+                self.set_limits(caller, id, read_json(headers, body, self.config.admin.max_body_bytes).await?).await
+            }
             (["tokens", id, action], &Method::POST) => self.act(caller, parse_id(id)?, action, headers, body).await,
             (["principals", id], m) => self.principal(caller, m, id, headers, body).await,
             (["audit"], _) => self.audit(caller, query).await,

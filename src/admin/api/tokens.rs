@@ -8,7 +8,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::input::{Empty, Query, dedup, not_null, read_json, subject_id, validate_roles, validate_text, whole_number};
+use super::input::{
+    self, Empty, Query, dedup, not_null, read_json, subject_id, validate_roles, validate_text, whole_number,
+};
 use super::{Api, DEFAULT_LIMIT, no_content};
 use crate::admin::access::Caller;
 use crate::admin::error::ApiError;
@@ -18,7 +20,6 @@ use crate::clock::Timestamp;
 use crate::net::json::json_response;
 use crate::policy::scope::Scope;
 use crate::store::{Cursor, Issue, ListQuery};
-use crate::token::limits::TokenLimits;
 use crate::token::mint::NewToken;
 use crate::token::{Action, DisplayStatus, Token, TokenId, TokenKind};
 
@@ -42,7 +43,7 @@ pub(super) struct CreateToken {
     #[serde(default, deserialize_with = "not_null")]
     scopes: Option<Vec<String>>,
     #[serde(default, deserialize_with = "not_null")]
-    limits: Option<TokenLimits>,
+    limits: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -110,6 +111,27 @@ impl Api {
             caller.may_reissue(action.as_str(), &token)?;
         }
         let token = self.store.transition(&id, action, &caller.actor()).await?;
+        Ok(json_response(StatusCode::OK, &self.view(&token, Timestamp::now())))
+    }
+
+    /// `PUT /v1/tokens/{id}/limits`: replaces the token's limits (`{}`: none). Operators may set
+    /// anything; a token's owner (or their organization's admin) only limits at least as strict
+    /// as the current ones.
+    pub(super) async fn set_limits(
+        &self,
+        caller: &Caller,
+        id: TokenId,
+        limits: serde_json::Value,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let limits = input::limits(limits)?;
+        let token = self.visible(caller, id).await?;
+        if !matches!(caller, Caller::Operator) && !limits.is_within(&token.limits) {
+            return Err(ApiError::Forbidden(
+                "only an operator can loosen a token's limits; you can make them stricter".into(),
+            ));
+        }
+        let token = self.store.set_limits(&id, &limits, &caller.actor()).await?;
+        tracing::info!(token_id = %token.id, actor = %caller.actor(), limits = %token.limits, "token limits changed");
         Ok(json_response(StatusCode::OK, &self.view(&token, Timestamp::now())))
     }
 
@@ -188,7 +210,7 @@ impl Api {
             scopes.push(s.parse::<Scope>().map_err(|e| ApiError::bad(format!("scopes[{i}]"), e.to_string()))?);
         }
         let scopes = dedup(scopes);
-        let limits = req.limits.unwrap_or_default().validated().map_err(|e| ApiError::bad("limits", e.to_string()))?;
+        let limits = req.limits.map(input::limits).transpose()?.unwrap_or_default();
 
         let owner = match (req.owner, caller) {
             (Some(owner), _) => owner,

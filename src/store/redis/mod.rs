@@ -87,6 +87,8 @@ use crate::token::digest::TokenDigest;
 use crate::token::limits::{Grant, TokenLimits};
 use crate::token::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
 
+/// How often a body change is tried while other changes keep winning.
+const BODY_ATTEMPTS: usize = 5;
 /// Tokens per last-used script call.
 const LAST_USED_CHUNK: usize = 500;
 /// Old-format tokens migrated at once by [`RedisStore::migrate`].
@@ -233,6 +235,51 @@ impl RedisStore {
     async fn run_token_change(&self, mut call: ScriptInvocation<'_>, id: &TokenId) -> Result<Vec<String>, StoreError> {
         call.arg(self.inner.options.audit_limit).arg(self.inner.keys.channel()).arg(Invalidation::Token(*id).encode());
         call.invoke_async(&mut self.conn()).await.map_err(unavailable)
+    }
+
+    /// Rewrites token `id`'s body (everything but status and last use) with `change`, compare-
+    /// and-set: the script writes it only if the stored body is still the one read. When another
+    /// change won meanwhile, the token is read again and `change` decides again (a rotation
+    /// refuses once the digest it expected is gone; limits are simply applied again).
+    async fn change_body(
+        &self,
+        id: &TokenId,
+        actor: &str,
+        action: AuditAction,
+        change: impl Fn(&mut Token) -> Result<(), StoreError>,
+    ) -> Result<Token, StoreError> {
+        let k = &self.inner.keys;
+        let mut migrated = false;
+        for _ in 0..BODY_ATTEMPTS {
+            let stored: Option<Vec<u8>> = self.conn().hget(k.bucket(id), id.as_str()).await.map_err(unavailable)?;
+            let Some(stored) = stored else {
+                // A token of the previous release's format moves first, once.
+                if !migrated && self.migrate_token(id).await? {
+                    migrated = true;
+                    continue;
+                }
+                return Err(StoreError::NotFound);
+            };
+            let mut token = record::decode(*id, &stored).map_err(corrupt)?;
+            change(&mut token)?;
+            let event = serde_json::to_string(&AuditEvent::now(&token, actor, action)).expect("event serializes");
+            let mut call = self.inner.scripts.rotate.prepare_invoke();
+            call.key(k.bucket(id))
+                .key(k.audit())
+                .arg(id.as_str())
+                .arg(record::body(&stored).map_err(corrupt)?)
+                .arg(record::encode_body(&token))
+                .arg(event);
+            let outcome = self.run_token_change(call, id).await?;
+            match outcome.first().map(String::as_str) {
+                Some("ok") => return self.get(id).await?.ok_or(StoreError::NotFound),
+                Some("missing") => return Err(StoreError::NotFound),
+                // Revoked meanwhile, or changed meanwhile: `change` decides on the fresh record.
+                Some("revoked" | "changed") => continue,
+                _ => return Err(corrupt(format!("body script answered {outcome:?}"))),
+            }
+        }
+        Err(StoreError::Unavailable("the token kept changing meanwhile; try again".into()))
     }
 
     /// The audit event JSON for `action` on `id`, without its closing brace, token name and owner
@@ -486,46 +533,30 @@ impl TokenStore for RedisStore {
         grace_until: Option<Timestamp>,
         actor: &str,
     ) -> Result<Token, StoreError> {
-        let k = &self.inner.keys;
-        for first in [true, false] {
-            // Compare-and-set: the script writes the new body only if the stored one is still the
-            // one read here, and that one must hold the digest the caller read. The body changes
-            // only on rotation, so any change means another rotation won: no retry, a conflict.
-            let stored: Option<Vec<u8>> = self.conn().hget(k.bucket(id), id.as_str()).await.map_err(unavailable)?;
-            let Some(stored) = stored else {
-                if first && self.migrate_token(id).await? {
-                    continue;
-                }
-                return Err(StoreError::NotFound);
-            };
-            let mut token = record::decode(*id, &stored).map_err(corrupt)?;
+        self.change_body(id, actor, AuditAction::Rotate, |token| {
             if token.status == TokenStatus::Revoked {
                 return Err(StoreError::RotateRevoked);
             }
+            // The digest the caller read must still be there: of two rotations, one wins.
             if !token.digest.matches(expected) {
                 return Err(StoreError::RotatedMeanwhile);
             }
             token.previous = grace_until.map(|valid_until| PreviousSecret { digest: token.digest, valid_until });
             token.digest = *digest;
-            let event =
-                serde_json::to_string(&AuditEvent::now(&token, actor, AuditAction::Rotate)).expect("event serializes");
-            let mut call = self.inner.scripts.rotate.prepare_invoke();
-            call.key(k.bucket(id))
-                .key(k.audit())
-                .arg(id.as_str())
-                .arg(record::body(&stored).map_err(corrupt)?)
-                .arg(record::encode_body(&token))
-                .arg(event);
-            let outcome = self.run_token_change(call, id).await?;
-            return match outcome.first().map(String::as_str) {
-                Some("ok") => self.get(id).await?.ok_or(StoreError::NotFound),
-                Some("missing") => Err(StoreError::NotFound),
-                Some("revoked") => Err(StoreError::RotateRevoked),
-                Some("changed") => Err(StoreError::RotatedMeanwhile),
-                _ => Err(corrupt(format!("rotate script answered {outcome:?}"))),
-            };
-        }
-        Err(StoreError::NotFound)
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_limits(&self, id: &TokenId, limits: &TokenLimits, actor: &str) -> Result<Token, StoreError> {
+        self.change_body(id, actor, AuditAction::Limits, |token| {
+            if token.status == TokenStatus::Revoked {
+                return Err(TransitionError::Conflict { action: "change the limits of", from: "revoked" }.into());
+            }
+            token.limits = limits.clone();
+            Ok(())
+        })
+        .await
     }
 
     async fn delete(&self, id: &TokenId, actor: &str) -> Result<Token, StoreError> {
@@ -549,7 +580,8 @@ impl TokenStore for RedisStore {
                 .key(&global.dir)
                 .key(global.leaf(&leaves[0]))
                 .key(&owner.dir)
-                .key(owner.leaf(&leaves[1]));
+                .key(owner.leaf(&leaves[1]))
+                .key(k.limiter(id));
             call.arg(id.as_str()).arg(&key).arg(&leaves[0]).arg(&leaves[1]).arg(&event);
             let outcome: Vec<String> = self.run_indexed(call).await?;
             return match outcome.first().map(String::as_str) {

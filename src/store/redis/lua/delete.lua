@@ -1,6 +1,7 @@
--- Delete a revoked token, drop it from both indexes and retire its id.
+-- Delete a revoked token, drop it from both indexes, drop its limiter state (rate and quota use)
+-- and retire its id.
 -- KEYS: record bucket, retired ids, audit list, global index directory, leaf, owner index
---       directory, leaf
+--       directory, leaf, limiter hash
 -- ARGV: id, index key, global leaf member, owner leaf member, audit event JSON, audit limit,
 --       channel
 -- Returns {'ok'}, {'missing'}, {'conflict', current status byte} or {'moved'} (a leaf split
@@ -17,6 +18,7 @@ if leaf_of(KEYS[4], ARGV[2]) ~= ARGV[3] or leaf_of(KEYS[6], ARGV[2]) ~= ARGV[4] 
   return {'moved'}
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[8])
 index_remove(KEYS[4], KEYS[5], ARGV[3], ARGV[2])
 index_remove(KEYS[6], KEYS[7], ARGV[4], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])

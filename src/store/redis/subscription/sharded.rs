@@ -10,6 +10,8 @@
 //! (same slot) checks that the shard answers, which also makes the client notice a dead master
 //! when nothing else is happening.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -47,8 +49,12 @@ pub(super) async fn subscribe_forever(
     let mut feed = Feed { conn, channel, probe_key, events, connected, subscribed: false };
     let mut tick = tokio::time::interval(SUBSCRIPTION_PING);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The subscription attempt or probe in flight: it runs beside the loop, so messages are
+    // passed on while the shard is slow to answer.
+    let mut check: Option<Pin<Box<dyn Future<Output = Check> + Send>>> = None;
     loop {
         tokio::select! {
+            biased;
             _ = stop.cancelled() => {
                 feed.lost("stopping");
                 return;
@@ -57,16 +63,22 @@ pub(super) async fn subscribe_forever(
                 Some(push) => feed.on_push(push),
                 None => return,
             },
-            // One attempt a tick while down: at most one subscription attempt a second.
-            _ = tick.tick() => {
-                if feed.subscribed {
-                    feed.probe().await;
-                } else {
-                    feed.try_subscribe().await;
-                }
+            done = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
+                check = None;
+                feed.checked(done);
             }
+            // One check a tick: at most one subscription attempt or probe a second.
+            _ = tick.tick(), if check.is_none() => check = Some(feed.check()),
         }
     }
+}
+
+/// What a subscription attempt or a probe found.
+enum Check {
+    Subscribed,
+    SubscribeFailed(String),
+    Answered,
+    ProbeFailed(String),
 }
 
 struct Feed {
@@ -79,29 +91,45 @@ struct Feed {
 }
 
 impl Feed {
-    /// Subscribes; on success the feed is up and everything cached is dropped, since messages
-    /// may have been missed while it was down.
-    async fn try_subscribe(&mut self) {
-        match tokio::time::timeout(SUBSCRIPTION_PING, self.conn.ssubscribe(&self.channel)).await {
-            Ok(Ok(())) => {
+    /// Subscribes while down; reads a key of the channel's slot while up (an error means the
+    /// shard is unreachable).
+    fn check(&self) -> Pin<Box<dyn Future<Output = Check> + Send>> {
+        let mut conn = self.conn.clone();
+        let (channel, probe_key, subscribed) = (self.channel.clone(), self.probe_key.clone(), self.subscribed);
+        Box::pin(async move {
+            if subscribed {
+                let mut exists = redis::cmd("EXISTS");
+                exists.arg(&probe_key);
+                match tokio::time::timeout(SUBSCRIPTION_PING, exists.query_async::<Value>(&mut conn)).await {
+                    Ok(Ok(_)) => Check::Answered,
+                    Ok(Err(e)) => Check::ProbeFailed(format!("probe failed: {e}")),
+                    Err(_) => Check::ProbeFailed("probe timed out".into()),
+                }
+            } else {
+                match tokio::time::timeout(SUBSCRIPTION_PING, conn.ssubscribe(&channel)).await {
+                    Ok(Ok(())) => Check::Subscribed,
+                    Ok(Err(e)) => Check::SubscribeFailed(e.to_string()),
+                    Err(_) => Check::SubscribeFailed("timed out".into()),
+                }
+            }
+        })
+    }
+
+    /// On subscription the feed is up and everything cached is dropped, since messages may
+    /// have been missed while it was down.
+    fn checked(&mut self, check: Check) {
+        match check {
+            Check::Subscribed => {
                 self.subscribed = true;
                 self.connected.store(true, Ordering::Relaxed);
                 let _ = self.events.send(Invalidation::All);
                 tracing::info!(channel = %self.channel, "sharded invalidation subscription established");
             }
-            Ok(Err(e)) => tracing::warn!(channel = %self.channel, error = %e, "cannot subscribe to invalidations"),
-            Err(_) => tracing::warn!(channel = %self.channel, "subscribing to invalidations timed out"),
-        }
-    }
-
-    /// Reads a key of the channel's slot: an error means the shard is unreachable.
-    async fn probe(&mut self) {
-        let mut exists = redis::cmd("EXISTS");
-        exists.arg(&self.probe_key);
-        match tokio::time::timeout(SUBSCRIPTION_PING, exists.query_async::<Value>(&mut self.conn)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => self.lost(&format!("probe failed: {e}")),
-            Err(_) => self.lost("probe timed out"),
+            Check::SubscribeFailed(e) => {
+                tracing::warn!(channel = %self.channel, error = %e, "cannot subscribe to invalidations");
+            }
+            Check::Answered => {}
+            Check::ProbeFailed(reason) => self.lost(&reason),
         }
     }
 
