@@ -22,6 +22,13 @@ use support::topology::{Pki, RedisCluster, SentinelSet, TlsRedis};
 use support::upstream::Upstream;
 use support::{minter, new_token};
 
+/// The tests here start up to six Redis processes each: they run one at a time, so a slow
+/// machine does not turn their timing into failures.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TOPOLOGIES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TOPOLOGIES.lock().await
+}
+
 async fn wait_ready(gate: &Gate) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while get(&gate.admin_url("/readyz"), &[]).await.status != 200 {
@@ -139,6 +146,7 @@ async fn revocation_seen(gate: &Gate, store: &Store, secret: &str) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_keeps_cached_tokens_working_and_writes_resume_on_the_new_master() {
+    let _serial = one_at_a_time().await;
     let mut set = tokio::task::block_in_place(SentinelSet::start);
     let upstream = Upstream::start().await;
     let gate = Gate::start(&format!("upstream: {}\n{}", upstream.url(), set.store_yaml("test"))).await;
@@ -172,6 +180,7 @@ async fn a_sentinel_failover_keeps_cached_tokens_working_and_writes_resume_on_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_master_failover_loses_no_token_and_revocations_still_propagate() {
+    let _serial = one_at_a_time().await;
     let mut cluster = tokio::task::block_in_place(RedisCluster::start);
     let upstream = Upstream::start().await;
     let yaml = format!("upstream: {}\n{}", upstream.url(), cluster.store_yaml("test"));
@@ -219,6 +228,7 @@ async fn a_cluster_master_failover_loses_no_token_and_revocations_still_propagat
 /// tokengate keeps writing to the new one: no write is lost to the old master.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_sentinel_master_is_left_behind_when_it_thaws() {
+    let _serial = one_at_a_time().await;
     let mut set = tokio::task::block_in_place(SentinelSet::start);
     let upstream = Upstream::start().await;
     let gate = Gate::start(&format!("upstream: {}\n{}", upstream.url(), set.store_yaml("test"))).await;
@@ -254,6 +264,7 @@ async fn a_frozen_sentinel_master_is_left_behind_when_it_thaws() {
 /// A plain URL pointing at a replica: reads work, but readiness writes and reports READONLY.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_on_a_replica_is_503() {
+    let _serial = one_at_a_time().await;
     let set = tokio::task::block_in_place(SentinelSet::start);
     let upstream = Upstream::start().await;
     let gate = Gate::start(&support::gate::redis_config(&upstream.url(), &set.replica.url(), "")).await;
@@ -268,6 +279,7 @@ async fn readiness_on_a_replica_is_503() {
 /// but readiness writes to the slot and reports the MOVED error instead of saying ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_on_a_cluster_node_that_does_not_own_the_slot_is_503() {
+    let _serial = one_at_a_time().await;
     let cluster = tokio::task::block_in_place(RedisCluster::start);
     let owner = cluster.owner_of("test");
     let other = cluster.nodes.iter().enumerate().find(|(i, n)| *i != owner && n.command(&["ROLE"]).contains("master"));
@@ -292,6 +304,7 @@ async fn refused(config: &RedisConfig) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_acl_mistakes_leave_the_store_unavailable_with_a_clear_error() {
+    let _serial = one_at_a_time().await;
     let redis = TlsRedis::start("test");
     let good = redis.config("test");
     let store = RedisStore::open(&good, StoreOptions::default()).unwrap();
@@ -336,6 +349,7 @@ async fn tls_and_acl_mistakes_leave_the_store_unavailable_with_a_clear_error() {
 /// unready (503 with the error), the logs say why, and neither password appears anywhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_passwords_never_reach_logs_or_readiness_bodies() {
+    let _serial = one_at_a_time().await;
     let redis = TlsRedis::start("test");
     let upstream = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();

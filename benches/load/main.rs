@@ -10,6 +10,7 @@
 //! |-----------|--------------------------------------------------|-----------------------------------|
 //! | `plain`   | a public route                                   | `proxy_pass`                      |
 //! | `hit`     | one valid token (a cache hit)                    | a static bearer `map`             |
+//! | `hit-limited` | the same with a rate limit never reached (metering cost) | the same `map`        |
 //! | `miss`    | a different token per request, from Redis        | `auth_request` to the upstream    |
 //! | `invalid` | an unknown (well-formed) token, negatively cached| the `map` refusing with 401       |
 //! | `revoked` | a revoked token, cached as revoked               | the `map` refusing with 401       |
@@ -192,7 +193,7 @@ async fn run(args: Args) -> Result<()> {
     report.idle_rss = gate.proc.rss();
     let reference_addr = free_addr()?;
     let reference = start_nginx("reference", SERVER_CORE, bench.dir.path(), reference_addr, |d| {
-        nginx::reference(d, reference_addr, bench.upstream, &seeded.valid)
+        nginx::reference(d, reference_addr, bench.upstream, &[&seeded.valid, &seeded.limited])
     })?;
 
     let slice = seeded.count / (bench.args.reps + 1);
@@ -203,6 +204,13 @@ async fn run(args: Args) -> Result<()> {
             tg_path: "/api/x",
             ng_path: "/api/x",
             tokens: Tokens::One(seeded.valid.clone()),
+            expect: 200,
+        },
+        Scenario {
+            name: "hit-limited",
+            tg_path: "/api/x",
+            ng_path: "/api/x",
+            tokens: Tokens::One(seeded.limited.clone()),
             expect: 200,
         },
         Scenario {

@@ -51,14 +51,15 @@ pub fn upstream(dir: &Path, listen: SocketAddr) -> String {
 /// - `/public/`: plain `proxy_pass`;
 /// - `/api/`: the bearer token checked against a static `map` (401 when it is not the one);
 /// - `/authreq/`: `auth_request` to the upstream's `/auth` before proxying.
-pub fn reference(dir: &Path, listen: SocketAddr, upstream: SocketAddr, token: &str) -> String {
+pub fn reference(dir: &Path, listen: SocketAddr, upstream: SocketAddr, tokens: &[&str]) -> String {
+    let entries: String = tokens.iter().map(|t| format!("\"Bearer {t}\" 1; ")).collect();
     let proxy = "proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";";
     format!(
         "{}http {{\n{}\
          \x20 keepalive_requests 1000000;\n\
          \x20 upstream backend {{ server {upstream}; keepalive 128; keepalive_requests 1000000; }}\n\
          \x20 map_hash_bucket_size 128;
-         \x20 map $http_authorization $bearer_ok {{ \"Bearer {token}\" 1; default 0; }}\n\
+         \x20 map $http_authorization $bearer_ok {{ {entries}default 0; }}\n\
          \x20 server {{\n\
          \x20   listen {listen} backlog=4096;\n\
          \x20   location /public/ {{ {proxy} }}\n\

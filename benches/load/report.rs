@@ -22,9 +22,10 @@ pub struct Run {
 }
 
 /// Every scenario in the order it runs, with its nginx counterpart.
-const SCENARIOS: [(&str, &str, &str); 5] = [
+const SCENARIOS: [(&str, &str, &str); 6] = [
     ("plain", "public route", "`proxy_pass`"),
     ("hit", "valid token, cache hit", "static bearer `map`"),
+    ("hit-limited", "the same with a rate limit (never reached)", "static bearer `map`"),
     ("miss", "valid token, cache miss to Redis", "`auth_request`"),
     ("invalid", "unknown token (negatively cached)", "`map` → 401"),
     ("revoked", "revoked token (cached as revoked)", "`map` → 401"),
@@ -186,6 +187,15 @@ impl Report {
                     mib(runs.iter().map(|r| r.rss).max().unwrap_or(0)),
                 );
             }
+        }
+        if let (Some(hit), Some(limited)) = (self.runs.get(&("hit", true)), self.runs.get(&("hit-limited", true))) {
+            let (hit, limited) =
+                (median(hit.iter().map(|r| r.rate).collect()), median(limited.iter().map(|r| r.rate).collect()));
+            let _ = writeln!(
+                o,
+                "\nMetering on the cache-hit path: a rate-limited token runs at {:.3}x an unlimited one ({limited:.0} vs {hit:.0} req/s).",
+                limited / hit
+            );
         }
         if let Some(runs) = self.runs.get(&("miss", true)) {
             let misses = median(runs.iter().filter_map(|r| r.misses).collect());

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use tokengate::config::{RedisConfig, StoreConfig};
+use tokengate::token::limits::{MAX_RATE_REQUESTS, RateLimit, TokenLimits};
 use tokengate::store::Issue as _;
 use tokengate::store::{self, Store, StoreOptions};
 use tokengate::token::TokenFormat;
@@ -31,6 +32,9 @@ pub struct Seeded {
     pub seconds: f64,
     /// A valid token, for the cache-hit scenarios.
     pub valid: String,
+    /// A valid token with a rate limit far above any load (never refused), for the cost of
+    /// metering on the cache-hit path.
+    pub limited: String,
     /// A revoked token.
     pub revoked: String,
     /// Well-formed, correctly checksummed, never stored.
@@ -82,6 +86,12 @@ pub async fn seed(url: &str, count: usize, revocations: usize, dir: &Path) -> Re
         async move { minter.issue(store.as_ref(), &request(name)).await }
     };
     let (valid, _) = issue("bench-valid".into()).await?;
+    let mut metered = request("bench-limited".into());
+    metered.limits = TokenLimits {
+        rate: Some(RateLimit { requests: MAX_RATE_REQUESTS, window_secs: 1, burst: None }),
+        ..Default::default()
+    };
+    let (limited, _) = minter.issue(store.as_ref(), &metered).await?;
     let (revoked, token) = issue("bench-revoked".into()).await?;
     store.transition(&token.id, Action::Revoke, "bench").await?;
     let (_, unknown) = TokenFormat::default().generate(TokenKind::Personal);
@@ -116,6 +126,7 @@ pub async fn seed(url: &str, count: usize, revocations: usize, dir: &Path) -> Re
         bytes_per_token: (after.saturating_sub(before)) as f64 / count as f64,
         seconds,
         valid: valid.expose().to_string(),
+        limited: limited.expose().to_string(),
         revoked: revoked.expose().to_string(),
         unknown: unknown.expose().to_string(),
         to_revoke,

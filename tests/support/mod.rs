@@ -50,23 +50,41 @@ impl RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut server = Self { port, dir, child: None, extra };
-        server.spawn();
+        server.spawn_with(true);
         server
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (the test command installs it)");
-        self.child = Some(child);
-        wait_for_pong(self.port);
+        self.spawn_with(false);
+    }
+
+    /// Starts the server; on a first start, a port taken meanwhile by another test (the server
+    /// exits at once) is replaced by a fresh one, up to a few times.
+    fn spawn_with(&mut self, first: bool) {
+        for attempt in 0.. {
+            let mut child = Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"])
+                .arg("--dir")
+                .arg(self.dir.path())
+                .args(&self.extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed (the test command installs it)");
+            if wait_for_pong(self.port, &mut child) {
+                self.child = Some(child);
+                return;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(first && attempt < 5, "redis-server on port {} did not answer PING within 10 s", self.port);
+            self.port = free_port();
+            // A cluster bus port is chosen the same way and may collide the same way.
+            if let Some(i) = self.extra.iter().position(|a| a == "--cluster-port") {
+                self.extra[i + 1] = free_port().to_string();
+            }
+        }
     }
 
     pub fn url(&self) -> String {
@@ -141,7 +159,9 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn wait_for_pong(port: u16) {
+/// Waits until the server answers PING; false when it exits first (its port was taken) or
+/// stays silent for 10 s.
+fn wait_for_pong(port: u16, child: &mut Child) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -151,13 +171,16 @@ fn wait_for_pong(port: u16) {
                 if let Ok(n) = s.read(&mut buf)
                     && buf[..n].starts_with(b"+PONG")
                 {
-                    return;
+                    return true;
                 }
             }
         }
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("redis-server on port {port} did not answer PING within 10 s");
+    false
 }
 
 /// The default token format and an unpeppered hasher.
