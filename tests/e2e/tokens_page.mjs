@@ -1,7 +1,8 @@
 // Drives the Tokens page in headless Chromium: sign in, create a token and see it once, see it
 // masked in the table, check it works through the proxy, revoke it with a typed-name
 // confirmation (it stops working through the proxy), delete it; create a token with limits,
-// see them in the table and through the proxy, edit them in a dialog; bad limits store nothing.
+// see them in the table and through the proxy, edit them in a dialog; bad limits store nothing;
+// a person may make their own token's limits stricter, not looser.
 //
 // Run by tests/browser.rs, which starts tokengate and passes ADMIN_URL, PROXY_URL, ADMIN_KEY.
 import assert from 'node:assert/strict';
@@ -26,10 +27,20 @@ async function proxyStatusBecomes(secret, expected) {
   return status;
 }
 
-// The admin API as an operator, to check what the page stored.
+// The admin API as an operator, to check what the page stored and to set up a person's tokens.
 async function adminGet(path) {
   const r = await fetch(ADMIN_URL + path, { headers: { authorization: 'Bearer ' + ADMIN_KEY } });
   assert.equal(r.status, 200, path);
+  return r.json();
+}
+
+async function adminPost(path, body) {
+  const r = await fetch(ADMIN_URL + path, {
+    method: 'POST',
+    headers: { authorization: 'Bearer ' + ADMIN_KEY, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 201, path);
   return r.json();
 }
 
@@ -177,40 +188,29 @@ try {
   await edit.getByLabel('Allowed networks').fill('127.0.0.0/8');
   await edit.getByLabel('Allowed networks').press('Enter');
   const edited = { rate: { requests: 50, window_secs: 1 }, networks: ['127.0.0.0/8'] };
-  await page.waitForFunction(() => !document.getElementById('limits-dialog').open
-    || document.getElementById('limits-error').textContent !== '');
-  const afterEdit = (await adminGet('/v1/tokens/' + limitedId)).limits;
-  if ((await page.textContent('#limits-error')) === 'no such endpoint') {
-    // PUT /v1/tokens/{id}/limits is not in this build yet: the dialog says so and the limits
-    // stay as they were.
-    assert.equal(await page.isVisible('#limits-dialog'), true);
-    assert.deepEqual(afterEdit, setLimits);
-    await page.click('#limits-cancel');
-    console.log('tokens page: PUT /v1/tokens/{id}/limits is missing, the edit checks were skipped');
-  } else {
-    assert.deepEqual(afterEdit, edited);
-    await limitedRow.locator('td.limits', { hasText: '50/1s, from 127.0.0.0/8' }).waitFor();
-    assert.equal(await proxyStatusBecomes(limited, 200), 200, 'the new limits apply through the proxy');
+  await page.locator('#limits-dialog:not([open])').waitFor({ state: 'attached' });
+  await limitedRow.locator('td.limits', { hasText: '50/1s, from 127.0.0.0/8' }).waitFor();
+  assert.deepEqual((await adminGet('/v1/tokens/' + limitedId)).limits, edited);
+  assert.equal(await proxyStatusBecomes(limited, 200), 200, 'the new limits apply through the proxy');
 
-    // A bad network in the dialog: the error shows there and nothing changes.
-    await limitedRow.getByRole('button', { name: 'Edit limits' }).click();
-    await page.locator('#limits-dialog[open]').waitFor();
-    assert.equal(await edit.getByLabel('Allowed networks').inputValue(), '127.0.0.0/8');
-    await edit.getByLabel('Allowed networks').fill('127.0.0.0/8 not-a-network');
-    await page.click('#limits-save');
-    await page.locator('#limits-error:not(:empty)').waitFor();
-    assert.match(await page.textContent('#limits-error'), /networks|limits/);
-    assert.equal(await page.isVisible('#limits-dialog'), true, 'the dialog stays open with the error');
-    assert.deepEqual((await adminGet('/v1/tokens/' + limitedId)).limits, edited, 'a refused edit stores nothing');
+  // A bad network in the dialog: the error shows there and nothing changes.
+  await limitedRow.getByRole('button', { name: 'Edit limits' }).click();
+  await page.locator('#limits-dialog[open]').waitFor();
+  assert.equal(await edit.getByLabel('Allowed networks').inputValue(), '127.0.0.0/8');
+  await edit.getByLabel('Allowed networks').fill('127.0.0.0/8 not-a-network');
+  await page.click('#limits-save');
+  await page.locator('#limits-error:not(:empty)').waitFor();
+  assert.match(await page.textContent('#limits-error'), /networks|limits/);
+  assert.equal(await page.isVisible('#limits-dialog'), true, 'the dialog stays open with the error');
+  assert.deepEqual((await adminGet('/v1/tokens/' + limitedId)).limits, edited, 'a refused edit stores nothing');
 
-    // Emptying every field removes the limits.
-    await edit.getByLabel('Requests', { exact: true }).fill('');
-    await edit.getByLabel('Allowed networks').fill('');
-    await page.click('#limits-save');
-    await page.locator('#limits-dialog:not([open])').waitFor({ state: 'attached' });
-    await limitedRow.locator('td.limits', { hasText: 'none' }).waitFor();
-    assert.equal((await adminGet('/v1/tokens/' + limitedId)).limits, undefined, 'unlimited: no limits key');
-  }
+  // Emptying every field removes the limits.
+  await edit.getByLabel('Requests', { exact: true }).fill('');
+  await edit.getByLabel('Allowed networks').fill('');
+  await page.click('#limits-save');
+  await page.locator('#limits-dialog:not([open])').waitFor({ state: 'attached' });
+  await limitedRow.locator('td.limits', { hasText: 'none' }).waitFor();
+  assert.equal((await adminGet('/v1/tokens/' + limitedId)).limits, undefined, 'unlimited: no limits key');
 
   // Closing the secret's dialog with Escape forgets the secret too.
   await page.fill('#create-name', 'escape-token');
@@ -227,6 +227,27 @@ try {
   await page.click('#sign-out');
   await page.locator('#sign-in').waitFor();
   assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+
+  // A person may only make their own tokens' limits stricter: loosening is refused in the dialog.
+  const own = await adminPost('/v1/tokens', { name: 'alice-sign-in', expires_in_days: 30, owner: 'alice' });
+  const aliceQuota = await adminPost('/v1/tokens', { name: 'alice-quota', expires_in_days: 30, owner: 'alice', limits: { quota: 100 } });
+  await page.fill('#credential', own.token);
+  await page.click('#sign-in-form button[type=submit]');
+  await page.locator('#app').waitFor();
+  const quotaRow = page.locator('#tokens tbody tr', { hasText: 'alice-quota' });
+  assert.equal(await quotaRow.locator('td.limits').textContent(), 'quota 100');
+  await quotaRow.getByRole('button', { name: 'Edit limits' }).click();
+  await page.locator('#limits-dialog[open]').waitFor();
+  await edit.getByLabel('Quota').fill('1000');
+  await page.click('#limits-save');
+  await page.locator('#limits-error', { hasText: 'only an operator can loosen' }).waitFor();
+  assert.deepEqual((await adminGet('/v1/tokens/' + aliceQuota.id)).limits, { quota: 100 });
+  await edit.getByLabel('Quota').fill('50');
+  await page.click('#limits-save');
+  await page.locator('#limits-dialog:not([open])').waitFor({ state: 'attached' });
+  await quotaRow.locator('td.limits', { hasText: 'quota 50' }).waitFor();
+  await page.click('#sign-out');
+  await page.locator('#sign-in').waitFor();
   assert.deepEqual(failures, [], 'no script errors in the page');
   console.log('tokens page: all checks passed');
 } finally {
