@@ -43,6 +43,63 @@ function relative(iso) {
 
 const day = (iso) => (iso ? iso.slice(0, 10) : '-');
 
+// `100/60s burst 20, quota 100000, from 10.0.0.0/8`, or `none`: as the CLI shows limits.
+function limitsText(limits) {
+  const parts = [];
+  const { rate, quota, networks } = limits || {};
+  if (rate) parts.push(rate.requests + '/' + rate.window_secs + 's' + (rate.burst !== undefined ? ' burst ' + rate.burst : ''));
+  if (quota !== undefined) parts.push('quota ' + quota);
+  if (networks && networks.length) parts.push('from ' + networks.join(' '));
+  return parts.length ? parts.join(', ') : 'none';
+}
+
+// The limits fields (a `.limits` group of named inputs, in the create form and the edit
+// dialog) as a Limits object; an empty field limits nothing. Throws on a value that cannot be sent.
+function readLimits(group) {
+  const field = (name) => group.querySelector('[name=' + name + ']');
+  const number = (name, label) => {
+    const input = field(name);
+    if (input.validity.badInput) throw new Error(label + ': not a number');
+    if (input.value.trim() === '') return undefined;
+    const n = Number(input.value);
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(label + ': must be a whole number of at least 1');
+    return n;
+  };
+  const limits = {};
+  const requests = number('requests', 'requests');
+  const burst = number('burst', 'burst');
+  if (requests !== undefined) {
+    limits.rate = { requests, window_secs: Number(field('window').value) };
+    if (burst !== undefined) limits.rate.burst = burst;
+  } else if (burst !== undefined) {
+    throw new Error('burst: set the requests of a rate limit too');
+  }
+  const quota = number('quota', 'quota');
+  if (quota !== undefined) limits.quota = quota;
+  const networks = field('networks').value.split(/[\s,]+/).filter((n) => n !== '');
+  if (networks.length) limits.networks = networks;
+  return limits;
+}
+
+// Fills the limits fields from a Limits object (a window the select lacks gets its own option).
+function fillLimits(group, limits) {
+  const field = (name) => group.querySelector('[name=' + name + ']');
+  const { rate, quota, networks } = limits || {};
+  const windows = field('window');
+  windows.querySelectorAll('option[data-extra]').forEach((o) => o.remove());
+  const secs = String(rate ? rate.window_secs : 60);
+  if (![...windows.options].some((o) => o.value === secs)) {
+    const extra = new Option('per ' + secs + ' seconds', secs);
+    extra.dataset.extra = '';
+    windows.add(extra);
+  }
+  windows.value = secs;
+  field('requests').value = rate ? rate.requests : '';
+  field('burst').value = rate && rate.burst !== undefined ? rate.burst : '';
+  field('quota').value = quota !== undefined ? quota : '';
+  field('networks').value = networks ? networks.join(', ') : '';
+}
+
 function cell(text, className) {
   const td = document.createElement('td');
   td.textContent = text;
@@ -72,6 +129,7 @@ function actionsFor(token) {
   if (token.status === 'active') list.push(button('Suspend', 'secondary', act('suspend')));
   if (token.status === 'suspended') list.push(button('Activate', 'secondary', act('activate')));
   if (token.status !== 'revoked') {
+    list.push(button('Edit limits', 'secondary', () => editLimits(token)));
     list.push(button('Revoke', 'danger', () => confirmByName(token, 'Revoke', 'Anything using this token stops working at once.', act('revoke'))));
   }
   if (token.status === 'revoked') {
@@ -100,7 +158,8 @@ function render(tokens, append) {
     badge.className = 'badge status-' + t.status;
     badge.textContent = t.status;
     status.append(badge);
-    tr.append(status, cell(day(t.created_at)), cell(day(t.expires_at)), cell(relative(t.last_used_at), 'last-used'), cell(t.created_by));
+    tr.append(status, cell(day(t.created_at)), cell(day(t.expires_at)), cell(relative(t.last_used_at), 'last-used'),
+      cell(limitsText(t.limits), 'limits'), cell(t.created_by));
     const actions = document.createElement('td');
     actions.className = 'actions';
     actions.append(...actionsFor(t));
@@ -142,6 +201,35 @@ function confirmByName(token, verb, consequence, onConfirm) {
   $('confirm-input').focus();
 }
 
+let editing = null;
+
+function editLimits(token) {
+  editing = token;
+  $('limits-title').textContent = 'Limits of "' + token.name + '"';
+  fillLimits($('edit-limits'), token.limits);
+  $('limits-error').textContent = '';
+  $('limits-save').disabled = false;
+  $('limits-dialog').showModal();
+  $('edit-limits').querySelector('input').focus();
+}
+
+async function saveLimits(event) {
+  event.preventDefault();
+  const token = editing;
+  $('limits-error').textContent = '';
+  try {
+    const limits = readLimits($('edit-limits'));
+    $('limits-save').disabled = true;
+    await api('PUT', '/v1/tokens/' + token.id + '/limits', limits);
+    $('limits-dialog').close();
+    await loadTokens(true);
+  } catch (e) {
+    $('limits-error').textContent = e.message;
+  } finally {
+    $('limits-save').disabled = false;
+  }
+}
+
 async function start() {
   try {
     session = await api('GET', '/v1/session');
@@ -164,6 +252,7 @@ async function start() {
 function signOut(message) {
   sessionStorage.removeItem(STORAGE_KEY);
   session = null;
+  $('limits-dialog').close();
   $('app').hidden = true;
   $('sign-out').hidden = true;
   $('who').textContent = '';
@@ -186,9 +275,13 @@ document.addEventListener('DOMContentLoaded', () => {
     const body = { name: $('create-name').value, expires_in_days: Number($('create-expiry').value) };
     if (session.caller.kind === 'operator') body.owner = $('create-owner').value.trim();
     try {
+      const limits = readLimits($('create-limits'));
+      if (Object.keys(limits).length) body.limits = limits;
       const created = await api('POST', '/v1/tokens', body);
       $('create-error').textContent = '';
       $('create-name').value = '';
+      fillLimits($('create-limits'), null);
+      $('create-limits-part').open = false;
       $('new-token').textContent = created.token;
       $('new-header').textContent = 'Authorization: ' + created.authorization_header;
       $('copy-status').textContent = '';
@@ -224,6 +317,9 @@ document.addEventListener('DOMContentLoaded', () => {
     forgetSecret();
     $('created-dialog').close();
   });
+
+  $('limits-form').addEventListener('submit', saveLimits);
+  $('limits-cancel').addEventListener('click', () => $('limits-dialog').close());
 
   $('confirm-input').addEventListener('input', () => {
     $('confirm-ok').disabled = $('confirm-input').value !== $('confirm-name').textContent;
