@@ -144,16 +144,22 @@ async fn revocation_seen(gate: &Gate, store: &Store, secret: &str) -> Duration {
     revoked.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sentinel_failover_keeps_cached_tokens_working_and_writes_resume_on_the_new_master() {
-    let _serial = one_at_a_time().await;
-    let mut set = tokio::task::block_in_place(SentinelSet::start);
+/// A Sentinel set, an upstream, a ready gate on them and one token it has cached.
+async fn sentinel_gate() -> (SentinelSet, Upstream, Gate, String) {
+    let set = tokio::task::block_in_place(SentinelSet::start);
     let upstream = Upstream::start().await;
     let gate = Gate::start(&format!("upstream: {}\n{}", upstream.url(), set.store_yaml("test"))).await;
     wait_ready(&gate).await;
     let cached = issue(&gate.store, 1, "cached").await.remove(0);
-    let uncached = issue(&gate.store, 1500, "uncached").await;
     assert_eq!(get(&gate.url("/x"), &[("authorization", &bearer(&cached))]).await.status, 200);
+    (set, upstream, gate, cached)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_keeps_cached_tokens_working_and_writes_resume_on_the_new_master() {
+    let _serial = one_at_a_time().await;
+    let (mut set, _upstream, gate, cached) = sentinel_gate().await;
+    let uncached = issue(&gate.store, 1500, "uncached").await;
 
     let (stop, task) = traffic(gate.url("/x"), cached.clone(), uncached);
     let started = Instant::now();
@@ -202,7 +208,9 @@ async fn a_cluster_master_failover_loses_no_token_and_revocations_still_propagat
     wait_ready(&a).await;
     wait_ready(&b).await;
     let ready_again = killed.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Traffic goes on until B has surely served uncached tokens again (its slot map refreshes on
+    // its own next miss, a moment after A's).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     *stop.lock().unwrap() = true;
     let probes = task.await.unwrap();
     let (outages, span) = check_probes(&probes, killed - started, resumed);
@@ -229,12 +237,7 @@ async fn a_cluster_master_failover_loses_no_token_and_revocations_still_propagat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_sentinel_master_is_left_behind_when_it_thaws() {
     let _serial = one_at_a_time().await;
-    let mut set = tokio::task::block_in_place(SentinelSet::start);
-    let upstream = Upstream::start().await;
-    let gate = Gate::start(&format!("upstream: {}\n{}", upstream.url(), set.store_yaml("test"))).await;
-    wait_ready(&gate).await;
-    let cached = issue(&gate.store, 1, "cached").await.remove(0);
-    assert_eq!(get(&gate.url("/x"), &[("authorization", &bearer(&cached))]).await.status, 200);
+    let (mut set, _upstream, gate, cached) = sentinel_gate().await;
 
     let frozen = Instant::now();
     let promoted = tokio::task::block_in_place(|| set.freeze_master());

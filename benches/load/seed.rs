@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use futures_util::{StreamExt, TryStreamExt};
 use tokengate::config::{RedisConfig, StoreConfig};
-use tokengate::token::limits::{MAX_RATE_REQUESTS, RateLimit, TokenLimits};
 use tokengate::store::Issue as _;
 use tokengate::store::{self, Store, StoreOptions};
 use tokengate::token::TokenFormat;
 use tokengate::token::digest::Hasher;
+use tokengate::token::limits::{MAX_RATE_REQUESTS, RateLimit, TokenLimits};
 use tokengate::token::mint::{Minter, NewToken};
 use tokengate::token::{Action, Principal, Token, TokenKind};
 

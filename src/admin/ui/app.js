@@ -261,6 +261,7 @@ function signOut(message) {
 }
 
 document.addEventListener('DOMContentLoaded', () => {
+  for (const id of ['create-limits', 'edit-limits']) $(id).append($('limits-fields').content.cloneNode(true));
   $('sign-in-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     sessionStorage.setItem(STORAGE_KEY, $('credential').value.trim());
