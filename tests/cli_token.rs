@@ -232,4 +232,16 @@ async fn limits_are_set_at_creation_and_shown() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains("limits"), "the API's error names the field: {}", run.stderr);
     assert_eq!(a.snapshot().await, before, "nothing stored");
+
+    // `token limits` replaces them; nothing named is an error, --clear removes them.
+    let run = tokengate(&a, OP, &["limits", &id, "--quota", "10"], "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("are now: quota 10."), "{}", run.stdout);
+    let run = tokengate(&a, OP, &["limits", &id], "").await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("--clear"), "{}", run.stderr);
+    assert_eq!(a.op(Method::GET, &format!("/v1/tokens/{id}"), None).await.json()["limits"], json!({"quota": 10}));
+    let run = tokengate(&a, OP, &["limits", &id, "--clear"], "").await;
+    assert!(run.stdout.contains("are now: none."), "{}", run.stdout);
+    assert!(a.op(Method::GET, &format!("/v1/tokens/{id}"), None).await.json().get("limits").is_none());
 }

@@ -217,6 +217,22 @@ fn redis_topologies_credentials_and_tls() {
 }
 
 #[test]
+fn proxy_protocol_needs_trusted_balancers() {
+    refused(&format!("{BASE}proxy:\n  proxy_protocol: true\n"), "proxy.proxy_protocol", "trusted_proxies");
+    refused(&format!("{BASE}proxy:\n  trusted_proxies: [10.0.0.0/40]\n"), "proxy.trusted_proxies[0]", "not an address");
+    refused(
+        &format!("{BASE}proxy:\n  token_limits_on_store_error: maybe\n"),
+        "proxy.token_limits_on_store_error",
+        "open, closed",
+    );
+    let c = load(&format!("{BASE}proxy:\n  proxy_protocol: true\n  trusted_proxies: [10.0.0.5, 192.168.0.0/16]\n"))
+        .unwrap();
+    let trusted = c.proxy.connections.proxy_protocol.as_deref().unwrap();
+    assert_eq!(trusted.len(), 2);
+    assert!(c.listener_settings().1.proxy_protocol.is_none(), "never on the admin port");
+}
+
+#[test]
 fn unknown_field_at_the_top_level() {
     refused(&format!("{BASE}listn: 0.0.0.0:1\n"), "listn", "unknown field");
 }

@@ -289,3 +289,49 @@ async fn limits_are_edited_by_operators_and_tightened_by_owners() {
     assert_eq!(a.snapshot().await, before, "nothing changed by the refused calls");
     assert_eq!(a.op(Method::GET, &format!("/v1/tokens/{alice_id}"), None).await.json()["limits"], tighter);
 }
+
+/// Sends `prefix` and then a request with `token` over a raw connection to `addr`; returns the
+/// response's status line, or "" when the connection was closed without one.
+async fn raw_request(addr: std::net::SocketAddr, prefix: &[u8], token: &str, split: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    if split && prefix.len() > 10 {
+        s.write_all(&prefix[..10]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.write_all(&prefix[10..]).await.unwrap();
+    } else {
+        s.write_all(prefix).await.unwrap();
+    }
+    let request = format!("GET /x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    let _ = s.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut response)).await;
+    String::from_utf8_lossy(&response).lines().next().unwrap_or_default().to_string()
+}
+
+/// Behind a load balancer speaking the PROXY protocol (v1 or v2), the client address is the
+/// one in the header, believed only from `proxy.trusted_proxies`; a connection without a valid
+/// header is closed unanswered; the admin port does not take the protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_headers_give_the_client_address_only_from_trusted_balancers() {
+    let v1 = |ip: &str| format!("PROXY TCP4 {ip} 10.0.0.1 5555 8080\r\n").into_bytes();
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend([0x21, 0x11, 0, 12, 203, 0, 113, 9, 10, 0, 0, 1, 0x15, 0xb3, 0x1f, 0x90]);
+
+    let a = Admin::start("proxy:\n  proxy_protocol: true\n  trusted_proxies: [127.0.0.1]\n").await;
+    let secret = metered(&a, json!({"networks": ["203.0.113.0/24"]})).await;
+    let addr = a.gate.addr;
+    assert!(raw_request(addr, &v1("203.0.113.7"), &secret, false).await.contains(" 200 "));
+    assert!(raw_request(addr, &v1("203.0.113.7"), &secret, true).await.contains(" 200 "), "a split header");
+    assert!(raw_request(addr, &v2, &secret, false).await.contains(" 200 "), "v2");
+    assert!(raw_request(addr, &v1("198.51.100.1"), &secret, false).await.contains(" 403 "));
+    assert_eq!(raw_request(addr, b"", &secret, false).await, "", "no header: closed unanswered");
+    assert_eq!(raw_request(addr, b"PROXY TCP4 nonsense\r\n", &secret, false).await, "");
+    assert_eq!(raw_request(addr, b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n", &secret, false).await, "");
+    assert_eq!(get(&a.gate.admin_url("/healthz"), &[]).await.status, 200, "the admin port is plain HTTP");
+
+    // From a peer that is not a trusted balancer, the header is read and ignored.
+    let b = Admin::start("proxy:\n  proxy_protocol: true\n  trusted_proxies: [192.0.2.1]\n").await;
+    let secret = metered(&b, json!({"networks": ["203.0.113.0/24"]})).await;
+    assert!(raw_request(b.gate.addr, &v1("203.0.113.7"), &secret, false).await.contains(" 403 "));
+}

@@ -202,6 +202,17 @@ pub enum TokenCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Replace a token's limits (operators: anything; people: only stricter ones).
+    Limits {
+        id: String,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Remove every limit (operators).
+        #[arg(long, conflicts_with_all = ["rate", "burst", "quota", "networks"])]
+        clear: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Issue a new secret for a token; the old one keeps working for the grace period.
     Rotate {
         id: String,

@@ -150,6 +150,24 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
             client.call_no_content(Method::DELETE, &format!("/v1/tokens/{}", encode(&id)), None).await?;
             out!("Deleted {}.", describe(&token));
         }
+        TokenCommand::Limits { id, limits, clear, json } => {
+            let body = match limits_json(&limits) {
+                Some(body) => body,
+                None if clear => json!({}),
+                None => {
+                    return Err(CliError::Failed(
+                        "name the new limits (--rate, --burst, --quota, --allow-network) or --clear".into(),
+                    ));
+                }
+            };
+            let token: TokenView =
+                client.call(Method::PUT, &format!("/v1/tokens/{}/limits", encode(&id)), Some(body)).await?;
+            if json {
+                print_json(&token)?;
+            } else {
+                out!("Limits of {} are now: {}.", describe(&token), token.limits);
+            }
+        }
         TokenCommand::Rotate { id, grace, json } => {
             let body = json!({ "grace_seconds": grace.map_or(0, |g| g.as_secs()) });
             let issued: TokenWithSecret =

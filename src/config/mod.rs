@@ -256,7 +256,9 @@ impl Config {
     /// limits and timeouts with its own connection limit.
     pub fn listener_settings(&self) -> (ServerSettings, ServerSettings) {
         let proxy = self.proxy.connections.clone();
-        let admin = ServerSettings { max_connections: self.admin.max_connections, ..proxy.clone() };
+        // The admin port is reached directly, never through a PROXY-protocol balancer.
+        let admin =
+            ServerSettings { max_connections: self.admin.max_connections, proxy_protocol: None, ..proxy.clone() };
         (proxy, admin)
     }
 

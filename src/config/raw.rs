@@ -187,6 +187,7 @@ pub struct RawProxy {
     pub upstream_idle_timeout: Option<DurationText>,
     pub tls: Option<RawTls>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub proxy_protocol: Option<bool>,
     pub token_limits_on_store_error: Option<String>,
 }
 

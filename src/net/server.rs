@@ -39,6 +39,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use ipnet::IpNet;
 use prometheus::IntGauge;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -48,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::conn::{Conn, InFlight, Limits, Table, Tracked, Verdict, Watchdog, Watched, millis};
+use super::proxy_protocol;
 
 /// One listener's connection limits and timeouts (`proxy.*` in `config/tokengate.yaml`; the
 /// admin port takes the same with its own `admin.max_connections`).
@@ -67,6 +69,9 @@ pub struct ServerSettings {
     pub idle_timeout: Duration,
     /// HTTP/2 ping interval; a peer that does not answer within the same time is disconnected.
     pub http2_keepalive_interval: Duration,
+    /// With `Some`, every connection opens with a PROXY protocol header, believed from these
+    /// networks only ([`super::proxy_protocol`]).
+    pub proxy_protocol: Option<Arc<[IpNet]>>,
 }
 
 /// How a listener drains when its shutdown future resolves: in-flight requests and the
@@ -152,9 +157,26 @@ pub async fn serve<H, Fut, B>(
         let tls = tls.clone();
         let gauge = open_connections.clone();
         let stop = stop.clone();
+        let proxy_protocol = settings.proxy_protocol.clone();
+        let header_read_timeout = settings.header_read_timeout;
         connections.spawn(async move {
             let _entry = entry;
             let _open = gauge.map(OpenConnection::new);
+            let mut stream = stream;
+            let peer = match proxy_protocol {
+                None => peer,
+                Some(trusted) => {
+                    let header = tokio::time::timeout(header_read_timeout, proxy_protocol::read(&mut stream, peer, &trusted));
+                    tokio::select! {
+                        read = header => match read {
+                            Ok(Ok(client)) => client,
+                            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "no valid PROXY header; closing"),
+                            Err(_) => return tracing::debug!(%peer, "no PROXY header in time; closing"),
+                        },
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            };
             let _ = stream.set_nodelay(true);
             let io = Watched { io: stream, conn: conn.clone() };
             let mut watchdog = Watchdog::new(conn.clone());

@@ -42,6 +42,13 @@ pub(super) fn validate_proxy(raw: RawProxy, ctx: &Ctx) -> Result<ProxyConfig, Co
             )?;
         trusted_proxies.push(net.trunc());
     }
+    let proxy_protocol = raw.proxy_protocol.unwrap_or(false);
+    if proxy_protocol && trusted_proxies.is_empty() {
+        return Err(ctx.error(
+            "proxy.proxy_protocol",
+            "name the load balancers whose PROXY headers are believed in `proxy.trusted_proxies`",
+        ));
+    }
     let token_limits_on_store_error = match raw.token_limits_on_store_error.as_deref() {
         None | Some("open") => OnStoreError::Open,
         Some("closed") => OnStoreError::Closed,
@@ -120,6 +127,7 @@ pub(super) fn validate_proxy(raw: RawProxy, ctx: &Ctx) -> Result<ProxyConfig, Co
                 raw.http2_keepalive_interval,
                 defaults::HTTP2_KEEPALIVE_INTERVAL,
             )?,
+            proxy_protocol: proxy_protocol.then(|| trusted_proxies.clone().into()),
         },
         upstream_connect_timeout: ctx.duration(
             "proxy.upstream_connect_timeout",
