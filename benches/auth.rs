@@ -104,7 +104,13 @@ fn auth_cache_hit(c: &mut Criterion) {
     let (auth, raw, cache) = rt.block_on(async {
         let store: Store =
             Arc::new(EmbeddedStore::open(&dir.path().join("b.redb"), StoreOptions::default()).await.unwrap());
-        let alice = Principal { id: "alice".into(), display_name: "A".into(), org: None, roles: vec!["viewer".into()] };
+        let alice = Principal {
+            id: "alice".into(),
+            display_name: "A".into(),
+            org: None,
+            roles: vec!["viewer".into()],
+            limits: Default::default(),
+        };
         store.put_principal(&alice).await.unwrap();
         let minter = Minter::new(TokenFormat::default(), Hasher::new(None));
         let req = NewToken {

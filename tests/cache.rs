@@ -122,7 +122,13 @@ async fn lifecycle_changes_evict_the_record_at_once() {
     assert_eq!(f.cache.token(&id).await.unwrap().unwrap().status, TokenStatus::Revoked, "no stale active record");
     assert!(f.metrics.invalidations_token.get() >= 2, "create and revoke both invalidate");
 
-    let alice = Principal { id: "alice".into(), display_name: "A".into(), org: None, roles: vec!["viewer".into()] };
+    let alice = Principal {
+        id: "alice".into(),
+        display_name: "A".into(),
+        org: None,
+        roles: vec!["viewer".into()],
+        limits: Default::default(),
+    };
     f.store.put_principal(&alice).await.unwrap();
     f.settle().await;
     assert_eq!(f.cache.principal("alice").await.unwrap().unwrap().roles, vec!["viewer"]);

@@ -230,12 +230,22 @@ async fn two_replicas_share_one_rate_limit() {
     assert!((95.0..=105.0).contains(&accepted), "accepted {accepted:.1}/s for a limit of 100/s");
 }
 
-/// `PUT /v1/tokens/{id}/limits`: operators set anything and it applies at once; owners may only
-/// tighten; bad bodies and other people's tokens are refused with nothing changed.
+/// `PUT /v1/tokens/{id}/limits`: operators set anything and it applies at once; people stay
+/// within their own limits (set on their principal by an operator), when editing and when
+/// creating, so a limit cannot be shed by minting a new token; bad bodies and other people's
+/// tokens are refused with nothing changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limits_are_edited_by_operators_and_tightened_by_owners() {
+async fn limits_are_edited_by_operators_and_by_people_within_their_own() {
     let a = Admin::start("").await;
-    a.principal("alice", None, &["viewer"]).await;
+    let cap = json!({"quota": 5, "rate": {"requests": 10, "window_secs": 1}});
+    let r = a
+        .op(
+            Method::PUT,
+            "/v1/principals/alice",
+            Some(json!({"display_name": "Alice", "roles": ["viewer"], "limits": cap})),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), &r.json()["limits"]), (200, &cap));
     a.principal("bob", None, &["viewer"]).await;
     let create = |owner: &str| json!({"name": format!("{owner}-token"), "expires_in_days": 30, "owner": owner});
     let alice = a.create(OPERATOR_KEY, create("alice")).await;
@@ -243,31 +253,32 @@ async fn limits_are_edited_by_operators_and_tightened_by_owners() {
     let (alice_secret, alice_id) = (alice["token"].as_str().unwrap(), alice["id"].as_str().unwrap());
     let path = format!("/v1/tokens/{alice_id}/limits");
 
-    // An operator sets a quota of 2; the proxy applies it at once.
+    // An operator sets a quota of 2 (beyond alice's own cap: operators may); it applies at once.
     let r = a.op(Method::PUT, &path, Some(json!({"quota": 2, "rate": {"requests": 100, "window_secs": 1}}))).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(r.json()["limits"]["quota"], 2);
     let auth = bearer(alice_secret);
-    let statuses: Vec<u16> = {
-        let mut v = Vec::new();
-        for _ in 0..3 {
-            v.push(get(&a.gate.url("/x"), &[("authorization", &auth)]).await.status.as_u16());
-        }
-        v
-    };
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(get(&a.gate.url("/x"), &[("authorization", &auth)]).await.status.as_u16());
+    }
     assert_eq!(statuses, [200, 200, 403]);
     let audit = a.op(Method::GET, "/v1/audit?limit=1", None).await.json();
     assert_eq!(audit["events"][0]["action"], "limits");
 
-    // Alice (signed in with her own token, over quota for the proxy but not for the API) may
-    // tighten her token's limits, not loosen them.
-    let tighter = json!({"quota": 1, "rate": {"requests": 10, "window_secs": 1}});
-    let r = a.call(Method::PUT, &path, alice_secret, Some(tighter.clone())).await;
-    assert_eq!(r.status, 200, "{:?}", r.json());
+    // Alice (signed in with her own token) may set anything within her own limits...
+    for within in [json!({"quota": 1, "rate": {"requests": 5, "window_secs": 1}}), cap.clone()] {
+        let r = a.call(Method::PUT, &path, alice_secret, Some(within.clone())).await;
+        assert_eq!(r.status, 200, "{within}: {:?}", r.json());
+    }
+    // ...and nothing beyond them, nor a new token beyond them; a new token gets them by default.
     let before = a.snapshot().await;
-    for looser in [json!({}), json!({"quota": 5, "rate": {"requests": 10, "window_secs": 1}}), json!({"quota": 1})] {
+    for looser in [json!({}), json!({"quota": 6, "rate": {"requests": 10, "window_secs": 1}}), json!({"quota": 1})] {
         let r = a.call(Method::PUT, &path, alice_secret, Some(looser.clone())).await;
         assert_eq!((r.status.as_u16(), r.json()["error"]["code"].as_str()), (403, Some("forbidden")), "{looser}");
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("quota 5"), "{:?}", r.json());
+        let body = json!({"name": "more", "expires_in_days": 30, "limits": looser});
+        assert_eq!(a.call(Method::POST, "/v1/tokens", alice_secret, Some(body)).await.status, 403);
     }
     // Someone else's token: not found (existence is not revealed).
     let bob_path = format!("/v1/tokens/{}/limits", bob["id"].as_str().unwrap());
@@ -287,12 +298,19 @@ async fn limits_are_edited_by_operators_and_tightened_by_owners() {
     assert_eq!(a.op(Method::PUT, "/v1/tokens/ZZZZZZZZZZZZ/limits", Some(json!({}))).await.status, 404);
     assert_eq!(a.op(Method::GET, &path, None).await.status, 405);
     assert_eq!(a.snapshot().await, before, "nothing changed by the refused calls");
-    assert_eq!(a.op(Method::GET, &format!("/v1/tokens/{alice_id}"), None).await.json()["limits"], tighter);
+    assert_eq!(a.op(Method::GET, &format!("/v1/tokens/{alice_id}"), None).await.json()["limits"], cap);
+    let made = a.create(alice_secret, json!({"name": "default", "expires_in_days": 30})).await;
+    assert_eq!(made["limits"], cap, "a person's new token gets their own limits");
 }
 
 /// Sends `prefix` and then a request with `token` over a raw connection to `addr`; returns the
 /// response's status line, or "" when the connection was closed without one.
 async fn raw_request(addr: std::net::SocketAddr, prefix: &[u8], token: &str, split: bool) -> String {
+    raw_request_with(addr, prefix, token, split, "").await
+}
+
+/// [`raw_request`] with `extra` header lines (each ending in `\r\n`).
+async fn raw_request_with(addr: std::net::SocketAddr, prefix: &[u8], token: &str, split: bool, extra: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     if split && prefix.len() > 10 {
@@ -302,7 +320,8 @@ async fn raw_request(addr: std::net::SocketAddr, prefix: &[u8], token: &str, spl
     } else {
         s.write_all(prefix).await.unwrap();
     }
-    let request = format!("GET /x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET /x HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n{extra}Connection: close\r\n\r\n");
     let _ = s.write_all(request.as_bytes()).await;
     let mut response = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut response)).await;
@@ -329,6 +348,14 @@ async fn proxy_protocol_headers_give_the_client_address_only_from_trusted_balanc
     assert_eq!(raw_request(addr, b"PROXY TCP4 nonsense\r\n", &secret, false).await, "");
     assert_eq!(raw_request(addr, b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n", &secret, false).await, "");
     assert_eq!(get(&a.gate.admin_url("/healthz"), &[]).await.status, 200, "the admin port is plain HTTP");
+
+    // A client the balancer named (even one inside the trusted networks) cannot rename itself
+    // with X-Forwarded-For.
+    let c = Admin::start("proxy:\n  proxy_protocol: true\n  trusted_proxies: [127.0.0.1, 10.0.0.0/8]\n").await;
+    let secret = metered(&c, json!({"networks": ["203.0.113.0/24"]})).await;
+    let status =
+        raw_request_with(c.gate.addr, &v1("10.9.9.9"), &secret, false, "X-Forwarded-For: 203.0.113.5\r\n").await;
+    assert!(status.contains(" 403 "), "{status}");
 
     // From a peer that is not a trusted balancer, the header is read and ignored.
     let b = Admin::start("proxy:\n  proxy_protocol: true\n  trusted_proxies: [192.0.2.1]\n").await;

@@ -45,6 +45,7 @@ async fn setup_with(extra: &str) -> Setup {
         display_name: "Alice".into(),
         org: Some("acme".into()),
         roles: vec!["viewer".into(), "developer".into()],
+        limits: Default::default(),
     };
     gate.store.put_principal(&alice).await.unwrap();
     let mut req = new_token(TokenKind::Personal, "laptop", "alice");
@@ -217,6 +218,7 @@ async fn lifecycle_changes_take_effect_on_the_next_request() {
         display_name: "A".into(),
         org: Some("acme".into()),
         roles: vec!["viewer".into()],
+        limits: Default::default(),
     };
     s.gate.store.put_principal(&demoted).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;

@@ -90,7 +90,13 @@ async fn every_key_carries_the_hash_tag() {
     let (_, token) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "x", "alice")).await.unwrap();
     store.transition(&token.id, Action::Revoke, "op").await.unwrap();
     store.delete(&token.id, "op").await.unwrap();
-    let p = tokengate::token::Principal { id: "alice".into(), display_name: "A".into(), org: None, roles: vec![] };
+    let p = tokengate::token::Principal {
+        id: "alice".into(),
+        display_name: "A".into(),
+        org: None,
+        roles: vec![],
+        limits: Default::default(),
+    };
     store.put_principal(&p).await.unwrap();
     let (secret, other) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "y", "alice")).await.unwrap();
     let keys = server.command(&["KEYS", "*"]);
@@ -189,8 +195,14 @@ async fn data_written_by_the_previous_release_is_read_changed_and_migrated() {
     expected[5].previous = Some(PreviousSecret { digest: expected[5].digest, valid_until: grace });
     expected[5].digest = rotated;
     for p in ["alice", "bob"] {
-        old.put_principal(&Principal { id: p.into(), display_name: p.into(), org: None, roles: vec!["viewer".into()] })
-            .await;
+        old.put_principal(&Principal {
+            id: p.into(),
+            display_name: p.into(),
+            org: None,
+            roles: vec!["viewer".into()],
+            limits: Default::default(),
+        })
+        .await;
     }
 
     let redis =

@@ -77,8 +77,13 @@ async fn used_memory(url: &str) -> Result<u64> {
 pub async fn seed(url: &str, count: usize, revocations: usize, dir: &Path) -> Result<Seeded> {
     let store: Store = store::open(&redis_config(url), StoreOptions::default()).await?;
     let minter = Minter::new(TokenFormat::default(), Hasher::new(None));
-    let owner =
-        Principal { id: OWNER.into(), display_name: "Benchmark".into(), org: None, roles: vec!["viewer".into()] };
+    let owner = Principal {
+        id: OWNER.into(),
+        display_name: "Benchmark".into(),
+        org: None,
+        roles: vec!["viewer".into()],
+        limits: Default::default(),
+    };
     store.put_principal(&owner).await?;
 
     let issue = |name: String| {

@@ -7,8 +7,11 @@
 //! the lease is 1/20 of the per-second rate (at least 1, at most the burst), and with a quota
 //! at most 1/100 of what is left. Concurrent requests of one token wait for one store call.
 //! Permits not spent within [`LEASE_TTL`] lapse: the rate state heals by itself (GCRA), and a
-//! quota may count at most one lease per replica more than was used. Because every permit comes
-//! from the shared state, replicas together never admit more than the limit allows.
+//! quota may count at most one lease per replica more than was used. A change of the token's
+//! limits drops its lease. Because every permit comes from the shared state, replicas together
+//! never admit more than the limit allows. After a rate refusal, requests are refused locally
+//! until a permit frees up; after a failed store call, for [`STORE_BACKOFF`] the outage
+//! decision is taken without asking again, so concurrent requests never queue on a dead store.
 //!
 //! When the store cannot answer, `limits.on_store_error` decides: `open` (the default) admits
 //! the request, `closed` refuses it with 503; both are counted.
@@ -32,6 +35,8 @@ pub const LEASE_TTL: Duration = Duration::from_secs(2);
 const MAX_LEASES: u64 = 100_000;
 /// How long a store call for permits may take.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(1);
+/// After a failed store call, how long a token's requests are decided without asking again.
+const STORE_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Why a request was refused for its token's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +61,16 @@ pub struct RateStatus {
 
 #[derive(Default)]
 struct Lease {
+    /// The limits the permits were taken under: a change of limits drops them.
+    limits: Option<TokenLimits>,
     permits: u32,
     expires: Option<Instant>,
     /// What the store had left after the last grant.
     remaining: u32,
+    /// Until then, requests are refused for the rate without asking the store (none is free).
+    refused_until: Option<(Instant, RateLimit)>,
+    /// Until then, the store is not asked (it just failed): `limits.on_store_error` decides.
+    store_down_until: Option<Instant>,
 }
 
 /// A cheap-to-clone handle.
@@ -123,17 +134,37 @@ impl Metering {
         let status = |remaining| limits.rate.map(|limit| RateStatus { limit, remaining });
         let slot = self.inner.leases.get_with(token.id, Default::default);
         let mut lease = slot.lock().await;
+        if lease.limits.as_ref() != Some(limits) {
+            *lease = Lease { limits: Some(limits.clone()), ..Lease::default() };
+        }
         let now = Instant::now();
         if lease.permits > 0 && lease.expires.is_some_and(|e| now < e) {
             lease.permits -= 1;
-            return Ok(status(lease.remaining + lease.permits));
+            return Ok(status(lease.remaining.saturating_add(lease.permits)));
+        }
+        // Answers that need no store call: a rate refusal until a permit frees up, and the
+        // outage decision while the store just failed (so waiters do not queue on it).
+        if let Some((until, limit)) = lease.refused_until
+            && now < until
+        {
+            self.inner.refusals[1].inc();
+            return Err(Refusal::Rate { retry_after: until - now, limit });
+        }
+        if lease.store_down_until.is_some_and(|until| now < until) {
+            return self.store_error(token, "failed a moment ago");
         }
         let n = lease_size(limits, lease.remaining);
         let grant = match tokio::time::timeout(TAKE_TIMEOUT, self.inner.store.take_permits(&token.id, limits, n)).await
         {
             Ok(Ok(grant)) => grant,
-            Ok(Err(e)) => return self.store_error(token, &e.to_string()),
-            Err(_) => return self.store_error(token, "timed out"),
+            Ok(Err(e)) => {
+                lease.store_down_until = Some(now + STORE_BACKOFF);
+                return self.store_error(token, &e.to_string());
+            }
+            Err(_) => {
+                lease.store_down_until = Some(now + STORE_BACKOFF);
+                return self.store_error(token, "timed out");
+            }
         };
         if grant.quota_exhausted {
             self.inner.refusals[2].inc();
@@ -144,10 +175,15 @@ impl Metering {
             self.inner.refusals[1].inc();
             let limit = limits.rate.expect("only a rate refuses with quota left");
             lease.remaining = 0;
+            lease.refused_until = Some((now + grant.retry_after, limit));
             return Err(Refusal::Rate { retry_after: grant.retry_after, limit });
         }
-        *lease = Lease { permits: grant.granted - 1, expires: Some(now + LEASE_TTL), remaining: grant.remaining };
-        Ok(status(lease.remaining + lease.permits))
+        lease.permits = grant.granted - 1;
+        lease.expires = Some(now + LEASE_TTL);
+        lease.remaining = grant.remaining;
+        lease.refused_until = None;
+        lease.store_down_until = None;
+        Ok(status(lease.remaining.saturating_add(lease.permits)))
     }
 
     fn store_error(&self, token: &Token, error: &str) -> Result<Option<RateStatus>, Refusal> {

@@ -86,6 +86,7 @@ pub async fn run(
         display_name: "Demo User".into(),
         org: Some("demo-org".into()),
         roles: vec!["viewer".into(), "developer".into()],
+        limits: Default::default(),
     };
     store.put_principal(&demo).await?;
     let minter = Minter::new(

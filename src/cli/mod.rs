@@ -202,7 +202,7 @@ pub enum TokenCommand {
         #[arg(long)]
         yes: bool,
     },
-    /// Replace a token's limits (operators: anything; people: only stricter ones).
+    /// Replace a token's limits (operators: anything; people: within their own limits).
     Limits {
         id: String,
         #[command(flatten)]

@@ -3,17 +3,19 @@
 //!
 //! With `proxy.proxy_protocol` on, every connection must open with a header, complete within
 //! `proxy.header_read_timeout`; one that does not (or sends a malformed one) is closed without
-//! an answer. The header is read without consuming a byte after it. Its source address becomes
+//! an answer. The header is read exactly (its length is known from its first bytes), so no byte
+//! after it is consumed and no read polls. Its source address becomes
 //! the connection's peer only when the connection comes from `proxy.trusted_proxies`: from
-//! anywhere else the header is read and ignored, so no client can claim another address. A v2
+//! anywhere else the header is read and ignored, so no client can claim another address; and a
+//! request on a connection whose address came from a header has its `X-Forwarded-For` ignored
+//! (the balancer named the client; nobody behind it may rename it). A v2
 //! `LOCAL` header (the balancer's own health check) and v1 `UNKNOWN` keep the real peer.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use ipnet::IpNet;
 use ppp::{HeaderResult, PartialResult, v1, v2};
-use tokio::io::AsyncReadExt;
+use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpStream;
 
 /// The longest header accepted: the size every receiver must handle (v2 addresses and TLVs).
@@ -80,31 +82,51 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     }
 }
 
-/// Reads the header off the front of `stream` (nothing after it) and returns the address the
-/// connection counts as: the header's source when `peer` is trusted, else `peer`. The caller
-/// bounds the wait.
-pub async fn read(stream: &mut TcpStream, peer: SocketAddr, trusted: &[IpNet]) -> Result<SocketAddr, String> {
-    let mut buf = [0u8; MAX_HEADER];
-    loop {
-        let n = stream.peek(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed before the PROXY header".into());
+/// Reads the header off the front of `stream`, exactly: nothing after it is consumed, and every
+/// read waits for bytes (no polling). Returns the address the connection counts as and whether
+/// it came from the header: the header's source when `peer` is trusted, else `peer`. The
+/// caller bounds the wait.
+pub async fn read(stream: &mut TcpStream, peer: SocketAddr, trusted: &[IpNet]) -> Result<(SocketAddr, bool), String> {
+    let io = |e: std::io::Error| e.to_string();
+    // The shortest header is v1's `PROXY UNKNOWN\r\n`, 15 bytes: read that much first.
+    let mut buf = vec![0u8; 15];
+    stream.read_exact(&mut buf).await.map_err(io)?;
+    if buf.starts_with(&V2_SIGNATURE[..12]) {
+        // v2: the fixed 16 bytes, then the length they announce.
+        buf.push(stream.read_u8().await.map_err(io)?);
+        let len = usize::from(u16::from_be_bytes([buf[14], buf[15]]));
+        if 16 + len > MAX_HEADER {
+            return Err("header too long".into());
         }
-        match parse(&buf[..n]) {
-            // The rest of a split header is on its way: peek again shortly.
-            Parsed::Incomplete => tokio::time::sleep(Duration::from_millis(2)).await,
-            Parsed::Invalid(e) => return Err(e),
-            Parsed::Header { len, source } => {
-                stream.read_exact(&mut buf[..len]).await.map_err(|e| e.to_string())?;
-                let believed = trusted.iter().any(|net| net.contains(&peer.ip()));
-                return Ok(match source {
-                    Some(source) if believed => source,
-                    _ => peer,
-                });
+        let start = buf.len();
+        buf.resize(16 + len, 0);
+        stream.read_exact(&mut buf[start..]).await.map_err(io)?;
+    } else if buf.starts_with(b"PROXY ") {
+        // v1: up to the end of its line.
+        while !buf.ends_with(b"\r\n") {
+            if buf.len() >= V1_MAX {
+                return Err("v1 header longer than 107 bytes".into());
             }
+            buf.push(stream.read_u8().await.map_err(io)?);
         }
+    } else {
+        return Err("the connection does not open with a PROXY header".into());
+    }
+    match parse(&buf) {
+        Parsed::Header { len, source } if len == buf.len() => {
+            let believed = trusted.iter().any(|net| net.contains(&peer.ip()));
+            Ok(match source {
+                Some(source) if believed => (SocketAddr::new(source.ip().to_canonical(), source.port()), true),
+                _ => (peer, false),
+            })
+        }
+        Parsed::Invalid(e) => Err(e),
+        _ => Err("malformed PROXY header".into()),
     }
 }
+
+/// The v2 signature.
+const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 
 #[cfg(test)]
 mod tests {

@@ -87,6 +87,8 @@ pub struct Drain {
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// Whether `peer` is the client a trusted balancer named in a PROXY protocol header.
+    pub proxied: bool,
 }
 
 /// Serves `listener` until `shutdown` resolves, then drains.
@@ -144,6 +146,9 @@ pub async fn serve<H, Fut, B>(
                 }
             },
         };
+        // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`: every address check
+        // (trusted proxies, allowed networks, failure limits) works on the plain IPv4 form.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         if !table.make_room(settings.max_connections) {
             tracing::debug!(%peer, "connection limit reached and no idle connection to close; refusing");
             drop(stream);
@@ -163,8 +168,8 @@ pub async fn serve<H, Fut, B>(
             let _entry = entry;
             let _open = gauge.map(OpenConnection::new);
             let mut stream = stream;
-            let peer = match proxy_protocol {
-                None => peer,
+            let (peer, proxied) = match proxy_protocol {
+                None => (peer, false),
                 Some(trusted) => {
                     let header = tokio::time::timeout(header_read_timeout, proxy_protocol::read(&mut stream, peer, &trusted));
                     tokio::select! {
@@ -182,7 +187,7 @@ pub async fn serve<H, Fut, B>(
             let mut watchdog = Watchdog::new(conn.clone());
             match tls {
                 None => {
-                    let service = service(handler, ConnInfo { peer, tls: false }, conn.clone());
+                    let service = service(handler, ConnInfo { peer, tls: false, proxied }, conn.clone());
                     drive(io, &builder, service, &conn, &mut watchdog, &stop, peer).await;
                 }
                 Some(acceptor) => {
@@ -197,7 +202,7 @@ pub async fn serve<H, Fut, B>(
                         _ = stop.cancelled() => return,
                         verdict = &mut watchdog => return tracing::debug!(%peer, reason = verdict.reason(), "connection closed"),
                     };
-                    let service = service(handler, ConnInfo { peer, tls: true }, conn.clone());
+                    let service = service(handler, ConnInfo { peer, tls: true, proxied }, conn.clone());
                     drive(io, &builder, service, &conn, &mut watchdog, &stop, peer).await;
                 }
             }

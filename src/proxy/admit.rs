@@ -68,7 +68,12 @@ impl Inner {
         let query = parts.uri.query();
         let bearer = auth::bearer(&parts.headers, query).map_err(|e| Failure::InvalidRequest(e.text()))?;
         let route = self.routes.resolve(parts.method.as_str(), &rule_path);
-        let client = headers::client_address(&parts.headers, conn.peer.ip(), &self.config.trusted_proxies);
+        let client = if conn.proxied {
+            // A trusted balancer named the client in a PROXY header: nobody behind it renames it.
+            conn.peer.ip()
+        } else {
+            headers::client_address(&parts.headers, conn.peer.ip(), &self.config.trusted_proxies)
+        };
         let caller = if route.is_public() { None } else { Some(self.authenticate(bearer, client).await?) };
         let mut rate = None;
         if let Some(a) = &caller {

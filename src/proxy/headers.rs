@@ -175,21 +175,25 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// Stands for a client whose address a trusted proxy forwarded in a form that is not an address:
+/// it matches no allowed network (unless one covers everything) and is counted apart from the
+/// proxy's own address by the failed-authentication limit.
+pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
 /// The client's address: the socket's peer, unless that peer is a trusted proxy; then the
-/// rightmost `X-Forwarded-For` address that is not a trusted proxy (what a client prepends
-/// itself is never believed). An entry that is not an address stops the walk at the last
-/// trusted hop.
+/// rightmost `X-Forwarded-For` entry that is not a trusted proxy (what a client prepends itself
+/// is never believed). Entries may carry a port (`1.2.3.4:5678`, `[2001:db8::1]:443`). An entry
+/// that is not an address makes the client [`UNKNOWN_CLIENT`], never the trusted hop beside it
+/// (a balancer appends the real address to whatever the client sent, on the same line).
 pub fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if trusted.is_empty() || !is_trusted(&peer) {
         return peer;
     }
     let mut client = peer;
-    let hops = headers.get_all(X_FORWARDED_FOR).iter().rev();
-    for value in hops {
-        let Ok(value) = value.to_str() else { return client };
-        for hop in value.rsplit(',') {
-            let Ok(ip) = hop.trim().parse::<IpAddr>() else { return client };
+    for value in headers.get_all(X_FORWARDED_FOR).iter().rev() {
+        for hop in value.as_bytes().rsplit(|b| *b == b',') {
+            let Some(ip) = forwarded_ip(hop) else { return UNKNOWN_CLIENT };
             client = ip;
             if !is_trusted(&ip) {
                 return ip;
@@ -197,6 +201,13 @@ pub fn client_address(headers: &HeaderMap, peer: IpAddr, trusted: &[ipnet::IpNet
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry as an address (IPv4-mapped IPv6 as IPv4), with or without a port.
+fn forwarded_ip(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?.trim();
+    let ip = text.parse::<IpAddr>().ok().or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))?;
+    Some(ip.to_canonical())
 }
 
 /// Writes `X-Forwarded-For`, `-Proto` and `-Host` as configured.
@@ -262,9 +273,19 @@ mod tests {
         assert_eq!(client_address(&with(&["203.0.113.7"]), ip("198.51.100.1"), &trusted), ip("198.51.100.1"));
         // No trusted proxies configured: always the peer.
         assert_eq!(client_address(&with(&["203.0.113.7"]), peer, &[]), peer);
-        // Garbage stops the walk at the last trusted hop; all-trusted chains end at the leftmost.
-        assert_eq!(client_address(&with(&["203.0.113.7, nonsense, 10.2.2.2"]), peer, &trusted), ip("10.2.2.2"));
+        // Garbage makes the client unknown, never the trusted hop beside it (a balancer appends
+        // the real address to what the client sent, on the same line); all-trusted chains end
+        // at the leftmost.
+        assert_eq!(client_address(&with(&["203.0.113.7, nonsense, 10.2.2.2"]), peer, &trusted), UNKNOWN_CLIENT);
+        let mut binary = HeaderMap::new();
+        binary.append(X_FORWARDED_FOR, HeaderValue::from_bytes(b"\xff, 10.2.2.2").unwrap());
+        assert_eq!(client_address(&binary, peer, &trusted), UNKNOWN_CLIENT);
+        assert_eq!(client_address(&with(&["unknown, 10.2.2.2"]), peer, &trusted), UNKNOWN_CLIENT);
         assert_eq!(client_address(&with(&["10.3.3.3, 10.2.2.2"]), peer, &trusted), ip("10.3.3.3"));
+        // Ports and mapped addresses.
+        assert_eq!(client_address(&with(&["203.0.113.7:5678"]), peer, &trusted), ip("203.0.113.7"));
+        assert_eq!(client_address(&with(&["[2001:db8::7]:443"]), peer, &trusted), ip("2001:db8::7"));
+        assert_eq!(client_address(&with(&["::ffff:203.0.113.7"]), peer, &trusted), ip("203.0.113.7"));
         assert_eq!(client_address(&HeaderMap::new(), peer, &trusted), peer);
     }
 

@@ -84,9 +84,9 @@ impl TokenLimits {
         Ok(self)
     }
 
-    /// Whether these limits are at least as strict as `current` (what a token's owner may set
-    /// without an operator): no higher rate or burst, no larger quota, and networks inside the
-    /// current ones. Anything is within no limits.
+    /// Whether these limits are at least as strict as `current` (a person's own limits bound
+    /// what they give their tokens): no higher rate or burst, no larger quota, and networks
+    /// inside the current ones. Anything is within no limits.
     pub fn is_within(&self, current: &TokenLimits) -> bool {
         let rate_ok = match (&current.rate, &self.rate) {
             (None, _) => true,
@@ -176,8 +176,11 @@ impl RateLimit {
 
     /// The GCRA parameters of this limit.
     pub fn gcra(&self) -> Gcra {
+        // Rounded to the nearest microsecond: exact for rates up to 1,000,000 per window whose
+        // interval is whole; beyond 20,000 a second the error can pass 1 %.
         let window_us = u64::from(self.window_secs) * 1_000_000;
-        Gcra { interval_us: (window_us / u64::from(self.requests)).max(1), burst: self.burst() }
+        let requests = u64::from(self.requests);
+        Gcra { interval_us: ((window_us + requests / 2) / requests).max(1), burst: self.burst() }
     }
 
     /// The sustained rate, in requests per second.

@@ -239,6 +239,10 @@ pub struct Principal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
     pub roles: Vec<String>,
+    /// The most a person may give the tokens they create or edit (operators set these); none:
+    /// no cap.
+    #[serde(default, skip_serializing_if = "TokenLimits::is_unlimited")]
+    pub limits: TokenLimits,
 }
 
 /// What happened in an audit event.
@@ -367,7 +371,13 @@ mod tests {
     #[test]
     fn personal_roles_follow_the_owner() {
         let t = token(TokenKind::Personal, &["viewer", "admin"]);
-        let alice = Principal { id: "alice".into(), display_name: "A".into(), org: None, roles: vec!["viewer".into()] };
+        let alice = Principal {
+            id: "alice".into(),
+            display_name: "A".into(),
+            org: None,
+            roles: vec!["viewer".into()],
+            limits: Default::default(),
+        };
         assert_eq!(t.effective_roles(Some(&alice)), Some(vec!["viewer"]));
         assert_eq!(t.effective_roles(None), None, "owner deleted: no access");
         let bob = Principal { id: "bob".into(), ..alice };

@@ -25,7 +25,13 @@ async fn a_flood_of_random_tokens_is_throttled_and_real_tokens_keep_working() {
     let upstream = Upstream::start().await;
     let extra = "proxy:\n  failed_auth:\n    burst: 20\n    refill_interval: 10s\n";
     let gate = Gate::start(&embedded_config(&upstream.url(), dir.path(), extra)).await;
-    let alice = Principal { id: "alice".into(), display_name: "A".into(), org: None, roles: vec!["viewer".into()] };
+    let alice = Principal {
+        id: "alice".into(),
+        display_name: "A".into(),
+        org: None,
+        roles: vec!["viewer".into()],
+        limits: Default::default(),
+    };
     gate.store.put_principal(&alice).await.unwrap();
     let (cached, _) = minter().issue(gate.store.as_ref(), &new_token(TokenKind::Personal, "c", "alice")).await.unwrap();
     let (fresh, _) = minter().issue(gate.store.as_ref(), &new_token(TokenKind::Personal, "f", "alice")).await.unwrap();

@@ -24,7 +24,13 @@ async fn wait_ready(gate: &Gate) {
 }
 
 async fn token(gate: &Gate) -> (String, tokengate::token::TokenId) {
-    let alice = Principal { id: "alice".into(), display_name: "A".into(), org: None, roles: vec!["viewer".into()] };
+    let alice = Principal {
+        id: "alice".into(),
+        display_name: "A".into(),
+        org: None,
+        roles: vec!["viewer".into()],
+        limits: Default::default(),
+    };
     gate.store.put_principal(&alice).await.unwrap();
     let (secret, t) = minter().issue(gate.store.as_ref(), &new_token(TokenKind::Personal, "t", "alice")).await.unwrap();
     // Let the principal's and the token's own invalidations arrive before the first use: one

@@ -355,6 +355,7 @@ pub async fn principal_deletion_revokes_personal_tokens_only<B: Backend>() {
         display_name: "Alice".into(),
         org: Some("acme".into()),
         roles: vec!["viewer".into(), "developer".into()],
+        limits: Default::default(),
     };
     store.put_principal(&alice).await.unwrap();
     assert_eq!(store.get_principal("alice").await.unwrap(), Some(alice.clone()));
@@ -382,7 +383,13 @@ pub async fn principal_deletion_revokes_personal_tokens_only<B: Backend>() {
     // organization's id (its organization tokens are not theirs).
     let (_, old) = m.issue(store.as_ref(), &new_token(TokenKind::Personal, "old", "alice")).await.unwrap();
     store.transition(&old.id, Action::Revoke, ACTOR).await.unwrap();
-    let acme = Principal { id: "acme".into(), display_name: "Acme".into(), org: None, roles: vec![] };
+    let acme = Principal {
+        id: "acme".into(),
+        display_name: "Acme".into(),
+        org: None,
+        roles: vec![],
+        limits: Default::default(),
+    };
     store.put_principal(&acme).await.unwrap();
     let mut rx = store.invalidations();
     let events_before = store.audit(1000).await.unwrap().len();
@@ -459,7 +466,13 @@ pub async fn changes_publish_invalidations<B: Backend>() {
     create(&store, &t).await;
     store.transition(&t.id, Action::Revoke, ACTOR).await.unwrap();
     store.delete(&t.id, ACTOR).await.unwrap();
-    let p = Principal { id: "bob".into(), display_name: "Bob".into(), org: None, roles: vec![] };
+    let p = Principal {
+        id: "bob".into(),
+        display_name: "Bob".into(),
+        org: None,
+        roles: vec![],
+        limits: Default::default(),
+    };
     store.put_principal(&p).await.unwrap();
     store.delete_principal("bob", ACTOR).await.unwrap();
 
@@ -480,7 +493,13 @@ pub async fn restart_keeps_data_and_the_store_recovers<B: Backend>() {
     let m = minter();
     let (_, token) = m.issue(b.store().as_ref(), &new_token(TokenKind::Personal, "survivor", "alice")).await.unwrap();
     b.store().transition(&token.id, Action::Suspend, ACTOR).await.unwrap();
-    let alice = Principal { id: "alice".into(), display_name: "Alice".into(), org: None, roles: vec!["viewer".into()] };
+    let alice = Principal {
+        id: "alice".into(),
+        display_name: "Alice".into(),
+        org: None,
+        roles: vec!["viewer".into()],
+        limits: Default::default(),
+    };
     b.store().put_principal(&alice).await.unwrap();
     b.store().record_last_used(&[LastUse { id: token.id, at: Timestamp(42), from: None }]).await.unwrap();
 

@@ -2,7 +2,7 @@
 // masked in the table, check it works through the proxy, revoke it with a typed-name
 // confirmation (it stops working through the proxy), delete it; create a token with limits,
 // see them in the table and through the proxy, edit them in a dialog; bad limits store nothing;
-// a person may make their own token's limits stricter, not looser.
+// a person may set their own tokens' limits only within their own (set by an operator).
 //
 // Run by tests/browser.rs, which starts tokengate and passes ADMIN_URL, PROXY_URL, ADMIN_KEY.
 import assert from 'node:assert/strict';
@@ -30,6 +30,16 @@ async function proxyStatusBecomes(secret, expected) {
 // The admin API as an operator, to check what the page stored and to set up a person's tokens.
 async function adminGet(path) {
   const r = await fetch(ADMIN_URL + path, { headers: { authorization: 'Bearer ' + ADMIN_KEY } });
+  assert.equal(r.status, 200, path);
+  return r.json();
+}
+
+async function adminPut(path, body) {
+  const r = await fetch(ADMIN_URL + path, {
+    method: 'PUT',
+    headers: { authorization: 'Bearer ' + ADMIN_KEY, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   assert.equal(r.status, 200, path);
   return r.json();
 }
@@ -228,7 +238,9 @@ try {
   await page.locator('#sign-in').waitFor();
   assert.equal(await page.evaluate(() => sessionStorage.length), 0);
 
-  // A person may only make their own tokens' limits stricter: loosening is refused in the dialog.
+  // A person may set their tokens' limits only within their own (here a quota of 100, set by an
+  // operator on their principal): more is refused in the dialog.
+  await adminPut('/v1/principals/alice', { display_name: 'alice', org: 'acme', roles: ['viewer'], limits: { quota: 100 } });
   const own = await adminPost('/v1/tokens', { name: 'alice-sign-in', expires_in_days: 30, owner: 'alice' });
   const aliceQuota = await adminPost('/v1/tokens', { name: 'alice-quota', expires_in_days: 30, owner: 'alice', limits: { quota: 100 } });
   await page.fill('#credential', own.token);
@@ -240,7 +252,7 @@ try {
   await page.locator('#limits-dialog[open]').waitFor();
   await edit.getByLabel('Quota').fill('1000');
   await page.click('#limits-save');
-  await page.locator('#limits-error', { hasText: 'only an operator can loosen' }).waitFor();
+  await page.locator('#limits-error', { hasText: 'your own limits allow at most: quota 100' }).waitFor();
   assert.deepEqual((await adminGet('/v1/tokens/' + aliceQuota.id)).limits, { quota: 100 });
   await edit.getByLabel('Quota').fill('50');
   await page.click('#limits-save');

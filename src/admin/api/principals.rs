@@ -7,7 +7,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::input::{Empty, dedup, read_json, subject_id, validate_roles, validate_text};
+use super::input::{self, Empty, dedup, not_null, read_json, subject_id, validate_roles, validate_text};
 use super::{Api, no_content};
 use crate::admin::access::Caller;
 use crate::admin::error::ApiError;
@@ -20,6 +20,9 @@ struct PutPrincipal {
     display_name: String,
     org: Option<String>,
     roles: Vec<String>,
+    /// The most this person may give their tokens (see `Principal::limits`).
+    #[serde(default, deserialize_with = "not_null")]
+    limits: Option<serde_json::Value>,
 }
 
 impl Api {
@@ -57,7 +60,8 @@ impl Api {
                 }
                 let roles = dedup(req.roles);
                 validate_roles("roles", &roles, &self.config)?;
-                let p = Principal { id: id.to_string(), display_name, org: req.org, roles };
+                let limits = req.limits.map(input::limits).transpose()?.unwrap_or_default();
+                let p = Principal { id: id.to_string(), display_name, org: req.org, roles, limits };
                 self.store.put_principal(&p).await?;
                 Ok(json_response(StatusCode::OK, &p))
             }

@@ -115,8 +115,8 @@ impl Api {
     }
 
     /// `PUT /v1/tokens/{id}/limits`: replaces the token's limits (`{}`: none). Operators may set
-    /// anything; a token's owner (or their organization's admin) only limits at least as strict
-    /// as the current ones.
+    /// anything; a person (for a token they manage) only limits within their own
+    /// (`Principal::limits`, set by operators).
     pub(super) async fn set_limits(
         &self,
         caller: &Caller,
@@ -124,11 +124,11 @@ impl Api {
         limits: serde_json::Value,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         let limits = input::limits(limits)?;
-        let token = self.visible(caller, id).await?;
-        if !matches!(caller, Caller::Operator) && !limits.is_within(&token.limits) {
-            return Err(ApiError::Forbidden(
-                "only an operator can loosen a token's limits; you can make them stricter".into(),
-            ));
+        self.visible(caller, id).await?;
+        if let Caller::Person { principal, .. } = caller
+            && !limits.is_within(&principal.limits)
+        {
+            return Err(ApiError::Forbidden(format!("your own limits allow at most: {}", principal.limits)));
         }
         let token = self.store.set_limits(&id, &limits, &caller.actor()).await?;
         tracing::info!(token_id = %token.id, actor = %caller.actor(), limits = %token.limits, "token limits changed");
@@ -210,7 +210,16 @@ impl Api {
             scopes.push(s.parse::<Scope>().map_err(|e| ApiError::bad(format!("scopes[{i}]"), e.to_string()))?);
         }
         let scopes = dedup(scopes);
-        let limits = req.limits.map(input::limits).transpose()?.unwrap_or_default();
+        // People give their tokens at most their own limits (by default exactly those), so a
+        // limit an operator set on a person cannot be shed by minting a new token.
+        let limits = match (req.limits.map(input::limits).transpose()?, caller) {
+            (Some(limits), Caller::Person { principal, .. }) if !limits.is_within(&principal.limits) => {
+                return Err(ApiError::Forbidden(format!("your own limits allow at most: {}", principal.limits)));
+            }
+            (Some(limits), _) => limits,
+            (None, Caller::Person { principal, .. }) => principal.limits.clone(),
+            (None, Caller::Operator) => Default::default(),
+        };
 
         let owner = match (req.owner, caller) {
             (Some(owner), _) => owner,

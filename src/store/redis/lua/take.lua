@@ -33,12 +33,17 @@ if interval > 0 then
   granted = math.min(room, n)
   tat = tat + interval * granted
   remaining = math.floor((horizon - tat) / interval)
+  if remaining < 0 then
+    -- A limit tightened since the last permit: the arrival time lies beyond the new horizon.
+    remaining = 0
+  end
   if granted == 0 then
     retry = tat + interval - horizon
   end
   redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat))
-  if quota == 0 then
-    -- Past the TAT the state means "full burst", the same as no state.
+  if quota == 0 and redis.call('HEXISTS', KEYS[1], 'used') == 0 then
+    -- Past the TAT the state means "full burst", the same as no state. Quota use (kept in case
+    -- a quota is set again) never expires.
     redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.floor(tat / 1000) + 1000))
   end
 end
@@ -50,5 +55,8 @@ if quota > 0 then
   if interval == 0 or left < remaining then
     remaining = left
   end
+end
+if remaining > 4294967295 then
+  remaining = 4294967295
 end
 return {granted, retry, remaining, 0}
