@@ -85,6 +85,15 @@ async fn allowed_networks_trust_forwarded_addresses_only_from_trusted_proxies() 
     // Behind a trusted proxy (127.0.0.1), the rightmost untrusted forwarded address counts.
     let b = Admin::start("proxy:\n  trusted_proxies: [127.0.0.1]\n").await;
     let secret = metered(&b, json!({"networks": ["10.0.0.0/8", "2001:db8::/32"]})).await;
+    // Whole numbers written as floats and single addresses are read as such.
+    let r = b
+        .op(
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({"name": "n", "expires_in_days": 30, "owner": "alice", "limits": {"quota": 5.0, "networks": ["10.1.2.3"]}})),
+        )
+        .await;
+    assert_eq!(r.json()["limits"], json!({"quota": 5, "networks": ["10.1.2.3/32"]}));
     let auth = bearer(&secret);
     for (xff, status) in [
         ("10.1.2.3", 200),
@@ -108,7 +117,7 @@ async fn bad_limits_are_refused_at_creation_and_nothing_is_stored() {
     for (limits, expected) in [
         (json!({"rate": {"requests": 0, "window_secs": 1}}), "rate.requests"),
         (json!({"rate": {"requests": 10, "window_secs": 0}}), "rate.window_secs"),
-        (json!({"rate": {"requests": 10, "window_secs": 1, "burst": 11}}), "rate.burst"),
+        (json!({"rate": {"requests": 10, "window_secs": 1, "burst": 1_000_001}}), "rate.burst"),
         (json!({"rate": {"requests": -1, "window_secs": 1}}), "limits"),
         (json!({"rate": {"requests": 10}}), "window_secs"),
         (json!({"quota": 0}), "quota"),
@@ -120,6 +129,9 @@ async fn bad_limits_are_refused_at_creation_and_nothing_is_stored() {
         (json!(null), "limits"),
         (json!([]), "limits"),
         (json!({"rate": [5, 1]}), "limits.rate"),
+        (json!({"quota": null}), "limits.quota"),
+        (json!({"quota": 1.5}), "limits.quota"),
+        (json!({"rate": {"requests": 10, "window_secs": 1, "burst": 10_055_236_233_077_882_880u64}}), "burst"),
     ] {
         let r = a
             .op(
@@ -296,6 +308,8 @@ async fn limits_are_edited_by_operators_and_by_people_within_their_own() {
         assert!(r.json().to_string().contains(field), "{body}: {:?}", r.json());
     }
     assert_eq!(a.op(Method::PUT, "/v1/tokens/ZZZZZZZZZZZZ/limits", Some(json!({}))).await.status, 404);
+    let r = a.op(Method::PUT, &path, None).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"]["message"].as_str()), (400, Some("a JSON body is required")));
     assert_eq!(a.op(Method::GET, &path, None).await.status, 405);
     assert_eq!(a.snapshot().await, before, "nothing changed by the refused calls");
     assert_eq!(a.op(Method::GET, &format!("/v1/tokens/{alice_id}"), None).await.json()["limits"], cap);

@@ -16,6 +16,21 @@ pub const MAX_RATE_REQUESTS: u32 = 1_000_000;
 pub const MAX_RATE_WINDOW_SECS: u32 = 86_400;
 /// Most allowed networks on one token.
 pub const MAX_NETWORKS: usize = 64;
+/// Largest quota.
+pub const MAX_QUOTA: u64 = 1_000_000_000_000_000;
+
+/// CIDRs or single addresses.
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let texts = Vec::<String>::deserialize(d)?;
+    texts
+        .iter()
+        .map(|t| {
+            t.parse::<IpNet>()
+                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| serde::de::Error::custom(format!("{t:?} is not an IP address or CIDR")))
+        })
+        .collect()
+}
 
 /// What a token may do beyond its roles and scopes. The default limits nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,8 +41,9 @@ pub struct TokenLimits {
     /// Total requests over the token's life; once used up, requests are refused (403).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<u64>,
-    /// Client networks the token may be used from; empty: any.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Client networks the token may be used from; empty: any. Read as CIDRs or as single
+    /// addresses (a /32 or /128).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "networks")]
     pub networks: Vec<IpNet>,
 }
 
@@ -37,7 +53,8 @@ pub struct TokenLimits {
 pub struct RateLimit {
     pub requests: u32,
     pub window_secs: u32,
-    /// How many requests may arrive at once (default: `requests`, the whole window).
+    /// How many requests may arrive at once (default: `requests`, the whole window; may be
+    /// more than `requests`, for clients that save up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
 }
@@ -48,9 +65,9 @@ pub enum LimitError {
     Requests,
     #[error("rate.window_secs must be between 1 and {MAX_RATE_WINDOW_SECS}")]
     Window,
-    #[error("rate.burst must be between 1 and rate.requests")]
+    #[error("rate.burst must be between 1 and {MAX_RATE_REQUESTS}")]
     Burst,
-    #[error("quota must be at least 1")]
+    #[error("quota must be between 1 and {MAX_QUOTA}")]
     Quota,
     #[error("at most {MAX_NETWORKS} networks")]
     TooManyNetworks,
@@ -71,7 +88,7 @@ impl TokenLimits {
         if let Some(rate) = &self.rate {
             rate.check()?;
         }
-        if self.quota == Some(0) {
+        if self.quota.is_some_and(|q| q == 0 || q > MAX_QUOTA) {
             return Err(LimitError::Quota);
         }
         if self.networks.len() > MAX_NETWORKS {
@@ -164,7 +181,7 @@ impl RateLimit {
         if !(1..=MAX_RATE_WINDOW_SECS).contains(&self.window_secs) {
             return Err(LimitError::Window);
         }
-        if self.burst.is_some_and(|b| b == 0 || b > self.requests) {
+        if self.burst.is_some_and(|b| b == 0 || b > MAX_RATE_REQUESTS) {
             return Err(LimitError::Burst);
         }
         Ok(())
@@ -316,7 +333,7 @@ mod tests {
         let bad = |rate: RateLimit| TokenLimits { rate: Some(rate), ..Default::default() }.validated().unwrap_err();
         assert_eq!(bad(RateLimit { requests: 0, window_secs: 1, burst: None }), LimitError::Requests);
         assert_eq!(bad(RateLimit { requests: 1, window_secs: 0, burst: None }), LimitError::Window);
-        assert_eq!(bad(RateLimit { requests: 5, window_secs: 1, burst: Some(6) }), LimitError::Burst);
+        assert_eq!(bad(RateLimit { requests: 5, window_secs: 1, burst: Some(0) }), LimitError::Burst);
         assert_eq!(TokenLimits { quota: Some(0), ..Default::default() }.validated().unwrap_err(), LimitError::Quota);
         assert!(TokenLimits::default().allows("1.2.3.4".parse().unwrap()));
     }

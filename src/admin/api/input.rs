@@ -74,7 +74,29 @@ pub(super) async fn read_json<T: DeserializeOwned>(
     body: Incoming,
     max: usize,
 ) -> Result<T, ApiError> {
+    read_json_body(headers, body, max, false).await
+}
+
+/// [`read_json`] for a body that must be there (where an empty one would silently mean `{}`,
+/// as for a token's limits, where `{}` removes them).
+pub(super) async fn read_required_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Incoming,
+    max: usize,
+) -> Result<T, ApiError> {
+    read_json_body(headers, body, max, true).await
+}
+
+async fn read_json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Incoming,
+    max: usize,
+    required: bool,
+) -> Result<T, ApiError> {
     let bytes = Limited::new(body, max).collect().await.map_err(|_| ApiError::PayloadTooLarge(max))?.to_bytes();
+    if required && bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest { field: None, message: "a JSON body is required".into() });
+    }
     let content_type = headers.get(CONTENT_TYPE);
     let json = content_type
         .and_then(|v| v.to_str().ok())
@@ -188,10 +210,33 @@ pub(super) fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
 
 /// A token's limits from the API: `value` and its `rate` must be objects (serde would also read
 /// them from positional arrays), then the bounds are checked.
-pub(super) fn limits(value: serde_json::Value) -> Result<TokenLimits, ApiError> {
+pub(super) fn limits(mut value: serde_json::Value) -> Result<TokenLimits, ApiError> {
     if !value.is_object() {
         return Err(ApiError::bad("limits", "must be an object"));
     }
+    // Like every other field: no nulls, and whole numbers may be written as 100.0.
+    fn normalise(v: &mut serde_json::Value, path: &str) -> Result<(), ApiError> {
+        match v {
+            serde_json::Value::Null => Err(ApiError::bad(path.to_string(), "must not be null; leave it out")),
+            serde_json::Value::Number(n) if n.as_u64().is_none() => {
+                match n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 9_007_199_254_740_992.0) {
+                    Some(f) => {
+                        *v = serde_json::Value::from(f as u64);
+                        Ok(())
+                    }
+                    None => Err(ApiError::bad(path.to_string(), "must be a whole number")),
+                }
+            }
+            serde_json::Value::Object(map) => {
+                map.iter_mut().try_for_each(|(k, v)| normalise(v, &format!("{path}.{k}")))
+            }
+            serde_json::Value::Array(items) => {
+                items.iter_mut().enumerate().try_for_each(|(i, v)| normalise(v, &format!("{path}[{i}]")))
+            }
+            _ => Ok(()),
+        }
+    }
+    normalise(&mut value, "limits")?;
     if value.get("rate").is_some_and(|r| !r.is_object()) {
         return Err(ApiError::bad("limits.rate", "must be an object with requests and window_secs"));
     }

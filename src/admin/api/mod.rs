@@ -103,7 +103,8 @@ impl Api {
             (["tokens", id], &Method::DELETE) => self.delete(caller, parse_id(id)?, headers, body).await,
             (["tokens", id, "limits"], &Method::PUT) => {
                 let id = parse_id(id)?;
-                self.set_limits(caller, id, read_json(headers, body, self.config.admin.max_body_bytes).await?).await
+                let max = self.config.admin.max_body_bytes;
+                self.set_limits(caller, id, input::read_required_json(headers, body, max).await?).await
             }
             (["tokens", id, action], &Method::POST) => self.act(caller, parse_id(id)?, action, headers, body).await,
             (["principals", id], m) => self.principal(caller, m, id, headers, body).await,
