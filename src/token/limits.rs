@@ -19,17 +19,19 @@ pub const MAX_NETWORKS: usize = 64;
 /// Largest quota.
 pub const MAX_QUOTA: u64 = 1_000_000_000_000_000;
 
-/// CIDRs or single addresses.
+/// CIDRs or single addresses, each read on its own (so an error names its index).
 fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    let texts = Vec::<String>::deserialize(d)?;
-    texts
-        .iter()
-        .map(|t| {
+    struct Network(IpNet);
+    impl<'de> Deserialize<'de> for Network {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let t = String::deserialize(d)?;
             t.parse::<IpNet>()
                 .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                .map(Network)
                 .map_err(|_| serde::de::Error::custom(format!("{t:?} is not an IP address or CIDR")))
-        })
-        .collect()
+        }
+    }
+    Ok(Vec::<Network>::deserialize(d)?.into_iter().map(|n| n.0).collect())
 }
 
 /// What a token may do beyond its roles and scopes. The default limits nothing.
