@@ -42,6 +42,10 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     // segments must be waited for.
     let (bytes, whole_line) = if b"PROXY ".starts_with(bytes) || bytes.starts_with(b"PROXY ") {
         match bytes.windows(2).position(|w| w == b"\r\n") {
+            // The line may hold no other CR or LF (`ppp` would end it at the first CR).
+            Some(end) if bytes[..end].iter().any(|b| matches!(b, b'\r' | b'\n')) => {
+                return Parsed::Invalid("stray CR or LF in a v1 header".into());
+            }
             Some(end) if end + 2 <= V1_MAX => (&bytes[..end + 2], true),
             None if bytes.len() < V1_MAX => return Parsed::Incomplete,
             _ => return Parsed::Invalid("v1 header longer than 107 bytes".into()),
@@ -149,7 +153,13 @@ mod tests {
         let mut local = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
         local.extend([0x20, 0x00, 0, 0]);
         assert_eq!(parse(&local), Parsed::Header { len: 16, source: None });
-        for bad in [&b"GET / HTTP/1.1\r\n"[..], b"PROXY TCP4 nonsense\r\n", b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n"] {
+        for bad in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"PROXY TCP4 nonsense\r\n",
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 1\r\n",
+            // Found by the fuzz target: `ppp` ends a line at its first CR.
+            b"PROXY UNKNOWN x\n\r\r:\n\r\n",
+        ] {
             assert!(matches!(parse(bad), Parsed::Invalid(_)), "{:?}", String::from_utf8_lossy(bad));
         }
         assert!(matches!(parse(&[b'P'; MAX_HEADER]), Parsed::Invalid(_)));
