@@ -79,6 +79,9 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 }
                 _ => None,
             };
+            if h.len() > MAX_HEADER {
+                return Parsed::Invalid("header too long".into());
+            }
             Parsed::Header { len: h.len(), source }
         }
         HeaderResult::V1(Err(e)) => Parsed::Invalid(e.to_string()),
@@ -163,6 +166,11 @@ mod tests {
             assert!(matches!(parse(bad), Parsed::Invalid(_)), "{:?}", String::from_utf8_lossy(bad));
         }
         assert!(matches!(parse(&[b'P'; MAX_HEADER]), Parsed::Invalid(_)));
+        // Found by the fuzz target: a complete v2 header longer than MAX_HEADER.
+        let mut long = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+        long.extend([0x21, 0x00, 0x03, 0x01]);
+        long.resize(16 + 0x301, 0);
+        assert!(matches!(parse(&long), Parsed::Invalid(_)));
     }
 
     /// A header split across TCP segments anywhere is waited for, never refused.
