@@ -110,6 +110,7 @@ fn auth_cache_hit(c: &mut Criterion) {
             org: None,
             roles: vec!["viewer".into()],
             limits: Default::default(),
+            ..Default::default()
         };
         store.put_principal(&alice).await.unwrap();
         let minter = Minter::new(TokenFormat::default(), Hasher::new(None));

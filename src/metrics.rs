@@ -85,8 +85,8 @@ impl Outcome {
 }
 
 /// Why a token was refused (the detail clients never see).
-pub const REJECTION_REASONS: [&str; 7] =
-    ["malformed", "unknown", "mismatch", "suspended", "revoked", "expired", "owner_missing"];
+pub const REJECTION_REASONS: [&str; 8] =
+    ["malformed", "unknown", "mismatch", "suspended", "revoked", "expired", "owner_missing", "owner_deactivated"];
 
 /// Data-path metrics.
 #[derive(Clone)]

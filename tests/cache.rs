@@ -128,6 +128,7 @@ async fn lifecycle_changes_evict_the_record_at_once() {
         org: None,
         roles: vec!["viewer".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     f.store.put_principal(&alice).await.unwrap();
     f.settle().await;

@@ -485,3 +485,31 @@ fn hardening_settings_have_defaults_and_are_validated() {
     let off = load(&format!("{BASE}proxy:\n  failed_auth:\n    burst: 0\n")).unwrap();
     assert_eq!(off.proxy.failed_auth.burst, 0, "0 turns the limit off");
 }
+
+#[test]
+fn identity_groups_are_validated() {
+    let c = load(&format!(
+        "{BASE}identity:\n  groups:\n    Engineering Team: {{roles: [developer, viewer, developer]}}\n    security: {{admin: auditor}}\n  operators: [alice@example.com]\n"
+    ))
+    .unwrap();
+    assert_eq!(c.identity.groups["Engineering Team"].roles, ["developer", "viewer"]);
+    assert_eq!(c.identity.groups["security"].admin, Some(tokengate::token::AdminRole::Auditor));
+    assert_eq!(c.identity.operators, ["alice@example.com"]);
+    refused(
+        &format!("{BASE}identity:\n  groups:\n    eng: {{roles: [wizard]}}\n"),
+        "identity.groups.eng.roles[0]",
+        "unknown role \"wizard\"",
+    );
+    refused(
+        &format!("{BASE}identity:\n  groups:\n    eng: {{admin: root}}\n"),
+        "identity.groups.eng.admin",
+        "unknown admin role \"root\"",
+    );
+    refused(&format!("{BASE}identity:\n  groups:\n    eng: {{}}\n"), "identity.groups.eng", "grants nothing");
+    refused(
+        &format!("{BASE}identity:\n  groups:\n    eng: {{role: [viewer]}}\n"),
+        "identity.groups.eng.role",
+        "unknown field `role`",
+    );
+    refused(&format!("{BASE}identity:\n  operators: [\"a b\"]\n"), "identity.operators[0]", "not a principal id");
+}

@@ -46,6 +46,7 @@ async fn setup_with(extra: &str) -> Setup {
         org: Some("acme".into()),
         roles: vec!["viewer".into(), "developer".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     gate.store.put_principal(&alice).await.unwrap();
     let mut req = new_token(TokenKind::Personal, "laptop", "alice");
@@ -219,10 +220,20 @@ async fn lifecycle_changes_take_effect_on_the_next_request() {
         org: Some("acme".into()),
         roles: vec!["viewer".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     s.gate.store.put_principal(&demoted).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(get(&url, &[("authorization", &auth)]).await.upstream_header("x-auth-roles"), vec!["viewer"]);
+    // Deactivating the owner (SCIM `active: false`) stops the token and keeps it; reactivating
+    // brings it back.
+    s.gate.store.put_principal(&Principal { deactivated: true, ..demoted.clone() }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_refused(get(&url, &[("authorization", &auth)]).await, 401, Some(INVALID_TOKEN), "invalid_token").await;
+    assert_eq!(get(&url, &[("authorization", &bearer(&s.org))]).await.status, 200, "org tokens keep working");
+    s.gate.store.put_principal(&demoted).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(get(&url, &[("authorization", &auth)]).await.status, 200);
     s.gate.store.delete_principal("alice", "operator").await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(get(&url, &[("authorization", &auth)]).await.status, 401);

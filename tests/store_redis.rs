@@ -96,6 +96,7 @@ async fn every_key_carries_the_hash_tag() {
         org: None,
         roles: vec![],
         limits: Default::default(),
+        ..Default::default()
     };
     store.put_principal(&p).await.unwrap();
     let (secret, other) = minter().issue(store.as_ref(), &new_token(TokenKind::Personal, "y", "alice")).await.unwrap();
@@ -201,6 +202,7 @@ async fn data_written_by_the_previous_release_is_read_changed_and_migrated() {
             org: None,
             roles: vec!["viewer".into()],
             limits: Default::default(),
+            ..Default::default()
         })
         .await;
     }

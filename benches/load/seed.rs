@@ -83,6 +83,7 @@ pub async fn seed(url: &str, count: usize, revocations: usize, dir: &Path) -> Re
         org: None,
         roles: vec!["viewer".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     store.put_principal(&owner).await?;
 

@@ -116,8 +116,12 @@ impl Authenticator {
         let owner = match token.kind {
             TokenKind::Organization => None,
             TokenKind::Personal => {
-                let owner = self.cache.principal(&token.owner).await?;
-                Some(owner.ok_or_else(|| rejected(Rejection::OwnerMissing))?)
+                let owner =
+                    self.cache.principal(&token.owner).await?.ok_or_else(|| rejected(Rejection::OwnerMissing))?;
+                if owner.deactivated {
+                    return Err(rejected(Rejection::OwnerDeactivated));
+                }
+                Some(owner)
             }
         };
         Ok(Authenticated { token, owner })

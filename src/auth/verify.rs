@@ -26,6 +26,8 @@ pub enum Rejection {
     Expired,
     #[error("the personal token's owner no longer exists")]
     OwnerMissing,
+    #[error("the personal token's owner is deactivated")]
+    OwnerDeactivated,
 }
 
 impl Rejection {
@@ -39,6 +41,7 @@ impl Rejection {
             Self::Revoked => "revoked",
             Self::Expired => "expired",
             Self::OwnerMissing => "owner_missing",
+            Self::OwnerDeactivated => "owner_deactivated",
         }
     }
 }

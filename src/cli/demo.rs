@@ -87,6 +87,7 @@ pub async fn run(
         org: Some("demo-org".into()),
         roles: vec!["viewer".into(), "developer".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     store.put_principal(&demo).await?;
     let minter = Minter::new(

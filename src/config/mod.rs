@@ -22,6 +22,7 @@
 
 pub mod defaults;
 mod env;
+mod identity;
 mod raw;
 mod redis;
 mod secret;
@@ -39,6 +40,7 @@ use crate::policy::routes::RouteTable;
 use crate::token::TokenFormat;
 use crate::token::TokenKind;
 use crate::token::digest::Pepper;
+pub use identity::{GroupGrant, IdentityConfig};
 use raw::RawConfig;
 pub use redis::{RedisConfig, RedisNode, RedisProtocol, RedisTls, RedisTopology, SentinelAuth};
 pub use secret::{
@@ -75,6 +77,8 @@ pub struct Config {
     pub last_used: LastUsedConfig,
     pub notifications: NotificationsConfig,
     pub audit: AuditConfig,
+    /// What directory groups grant people (sign-in and SCIM).
+    pub identity: IdentityConfig,
     pub shutdown: ShutdownConfig,
     pub runtime: RuntimeConfig,
     pub log: LogConfig,

@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub last_used: Option<RawLastUsed>,
     pub notifications: Option<RawNotifications>,
     pub audit: Option<RawAudit>,
+    pub identity: Option<RawIdentity>,
     pub shutdown: Option<RawShutdown>,
     pub runtime: Option<RawRuntime>,
     pub log: Option<RawLog>,
@@ -42,6 +43,7 @@ impl RawConfig {
         "last_used",
         "notifications",
         "audit",
+        "identity",
         "shutdown",
         "runtime",
         "log",
@@ -249,4 +251,19 @@ pub struct RawRuntime {
 pub struct RawLog {
     pub level: Option<String>,
     pub format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    pub groups: Option<std::collections::BTreeMap<String, RawGroup>>,
+    pub operators: Option<Vec<String>>,
+    pub auditors: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub roles: Option<Vec<String>>,
+    pub admin: Option<String>,
 }

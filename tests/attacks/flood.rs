@@ -31,6 +31,7 @@ async fn a_flood_of_random_tokens_is_throttled_and_real_tokens_keep_working() {
         org: None,
         roles: vec!["viewer".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     gate.store.put_principal(&alice).await.unwrap();
     let (cached, _) = minter().issue(gate.store.as_ref(), &new_token(TokenKind::Personal, "c", "alice")).await.unwrap();

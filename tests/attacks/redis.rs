@@ -30,6 +30,7 @@ async fn token(gate: &Gate) -> (String, tokengate::token::TokenId) {
         org: None,
         roles: vec!["viewer".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     gate.store.put_principal(&alice).await.unwrap();
     let (secret, t) = minter().issue(gate.store.as_ref(), &new_token(TokenKind::Personal, "t", "alice")).await.unwrap();

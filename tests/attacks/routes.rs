@@ -40,6 +40,7 @@ async fn setup(extra: &str) -> Setup {
         org: None,
         roles: vec!["viewer".into(), "admin".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     gate.store.put_principal(&alice).await.unwrap();
     let (viewer, _) = minter().issue(gate.store.as_ref(), &new_token(TokenKind::Personal, "v", "alice")).await.unwrap();

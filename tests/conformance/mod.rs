@@ -356,6 +356,7 @@ pub async fn principal_deletion_revokes_personal_tokens_only<B: Backend>() {
         org: Some("acme".into()),
         roles: vec!["viewer".into(), "developer".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     store.put_principal(&alice).await.unwrap();
     assert_eq!(store.get_principal("alice").await.unwrap(), Some(alice.clone()));
@@ -389,6 +390,7 @@ pub async fn principal_deletion_revokes_personal_tokens_only<B: Backend>() {
         org: None,
         roles: vec![],
         limits: Default::default(),
+        ..Default::default()
     };
     store.put_principal(&acme).await.unwrap();
     let mut rx = store.invalidations();
@@ -472,6 +474,7 @@ pub async fn changes_publish_invalidations<B: Backend>() {
         org: None,
         roles: vec![],
         limits: Default::default(),
+        ..Default::default()
     };
     store.put_principal(&p).await.unwrap();
     store.delete_principal("bob", ACTOR).await.unwrap();
@@ -499,6 +502,7 @@ pub async fn restart_keeps_data_and_the_store_recovers<B: Backend>() {
         org: None,
         roles: vec!["viewer".into()],
         limits: Default::default(),
+        ..Default::default()
     };
     b.store().put_principal(&alice).await.unwrap();
     b.store().record_last_used(&[LastUse { id: token.id, at: Timestamp(42), from: None }]).await.unwrap();

@@ -61,7 +61,8 @@ impl Api {
                 let roles = dedup(req.roles);
                 validate_roles("roles", &roles, &self.config)?;
                 let limits = req.limits.map(input::limits).transpose()?.unwrap_or_default();
-                let p = Principal { id: id.to_string(), display_name, org: req.org, roles, limits };
+                let p =
+                    Principal { id: id.to_string(), display_name, org: req.org, roles, limits, ..Default::default() };
                 self.store.put_principal(&p).await?;
                 Ok(json_response(StatusCode::OK, &p))
             }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod cache;
+mod identity;
 mod notifications;
 mod proxy;
 mod redis;
@@ -22,6 +23,7 @@ use super::raw::{DurationText, RawConfig};
 use super::{Config, ConfigError, defaults};
 use admin::validate_admin;
 use cache::validate_cache;
+use identity::validate_identity;
 use notifications::validate_notifications;
 use proxy::{validate_proxy, validate_upstream};
 use roles::{validate_roles, validate_routes};
@@ -49,6 +51,7 @@ pub(super) fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx
     let last_used = validate_last_used(raw.last_used.unwrap_or_default(), ctx)?;
     let notifications = validate_notifications(raw.notifications.unwrap_or_default(), env, ctx)?;
     let audit = validate_audit(raw.audit.unwrap_or_default(), ctx)?;
+    let identity = validate_identity(raw.identity.unwrap_or_default(), &roles, ctx)?;
     let shutdown = validate_shutdown(raw.shutdown.unwrap_or_default(), ctx)?;
     let runtime = validate_runtime(raw.runtime.unwrap_or_default(), ctx)?;
     let log = validate_log(raw.log.unwrap_or_default(), ctx)?;
@@ -66,6 +69,7 @@ pub(super) fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx
         last_used,
         notifications,
         audit,
+        identity,
         shutdown,
         runtime,
         log,
