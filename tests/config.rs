@@ -507,6 +507,11 @@ fn identity_groups_are_validated() {
     );
     refused(&format!("{BASE}identity:\n  groups:\n    eng: {{}}\n"), "identity.groups.eng", "grants nothing");
     refused(
+        &format!("{BASE}identity:\n  groups:\n    eng: {{scopes: [\"env:\"]}}\n"),
+        "identity.groups.eng.scopes[0]",
+        "invalid scope",
+    );
+    refused(
         &format!("{BASE}identity:\n  groups:\n    eng: {{role: [viewer]}}\n"),
         "identity.groups.eng.role",
         "unknown field `role`",

@@ -40,7 +40,7 @@ use crate::policy::routes::RouteTable;
 use crate::token::TokenFormat;
 use crate::token::TokenKind;
 use crate::token::digest::Pepper;
-pub use identity::{GroupGrant, IdentityConfig};
+pub use identity::{Grants, GroupGrant, IdentityConfig};
 use raw::RawConfig;
 pub use redis::{RedisConfig, RedisNode, RedisProtocol, RedisTls, RedisTopology, SentinelAuth};
 pub use secret::{

@@ -265,5 +265,6 @@ pub struct RawIdentity {
 #[serde(deny_unknown_fields)]
 pub struct RawGroup {
     pub roles: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
     pub admin: Option<String>,
 }

@@ -246,7 +246,12 @@ pub struct Principal {
     pub org: Option<String>,
     /// The roles this person holds now; their personal tokens grant at most these.
     pub roles: Vec<String>,
-    /// The directory groups `roles` and `admin` were derived from (empty when set by hand).
+    /// The scopes this person may give the tokens they create when signed in (tokens keep the
+    /// scopes they were created with).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<Scope>,
+    /// The directory groups `roles`, `scopes` and `admin` were derived from (empty when set by
+    /// hand).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
     /// What this person may do on the admin API beyond their own tokens, when signed in.

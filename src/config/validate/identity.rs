@@ -7,6 +7,7 @@ use super::Ctx;
 use crate::config::ConfigError;
 use crate::config::identity::{GroupGrant, IdentityConfig};
 use crate::config::raw::RawIdentity;
+use crate::policy::scope::Scope;
 use crate::token::{AdminRole, valid_subject_id};
 
 /// Longest directory group name.
@@ -24,10 +25,17 @@ pub(super) fn validate_identity(raw: RawIdentity, roles: &[String], ctx: &Ctx) -
         let granted = ctx.roles(&format!("{field}.roles"), &g.roles.unwrap_or_default(), roles)?;
         let admin =
             g.admin.map(|a| a.parse::<AdminRole>().map_err(|e| ctx.error(&format!("{field}.admin"), e))).transpose()?;
-        if granted.is_empty() && admin.is_none() {
-            return Err(ctx.error(&field, "grants nothing: give it `roles`, `admin` or both"));
+        let mut scopes: Vec<Scope> = Vec::new();
+        for (i, s) in g.scopes.unwrap_or_default().iter().enumerate() {
+            let scope = s.parse::<Scope>().map_err(|e| ctx.error(&format!("{field}.scopes[{i}]"), e.to_string()))?;
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
         }
-        groups.insert(name, GroupGrant { roles: granted, admin });
+        if granted.is_empty() && scopes.is_empty() && admin.is_none() {
+            return Err(ctx.error(&field, "grants nothing: give it `roles`, `scopes` or `admin`"));
+        }
+        groups.insert(name, GroupGrant { roles: granted, scopes, admin });
     }
     let ids = |field: &str, ids: Option<Vec<String>>| -> Result<Vec<String>, ConfigError> {
         let ids = ids.unwrap_or_default();
