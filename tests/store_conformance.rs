@@ -194,4 +194,6 @@ every_backend!(
     concurrent_rotations_have_exactly_one_winner,
     permits_follow_the_rate_limit_and_the_quota,
     limits_can_be_replaced_without_touching_the_rest,
+    principals_are_listed_by_id_with_a_cursor,
+    groups_round_trip_and_are_listed_by_id,
 );

@@ -270,9 +270,14 @@ async fn data_written_by_the_previous_release_is_read_changed_and_migrated() {
     assert_eq!(store.audit(1).await.unwrap()[0].action, AuditAction::Revoke);
 
     // The bulk migration moves the rest, leaves nothing of the old format, and can run again.
+    // Principals written by the previous release are not listed until the migration indexes
+    // them.
+    assert!(store.list_principals(None, 10).await.unwrap().items.is_empty());
     let done = redis.migrate().await.unwrap();
-    // Bob's 100 tokens moved with his deletion, and two more when rotated.
-    assert_eq!(done, Migration { migrated: 300 - 100 - 2, dangling: 0 });
+    // Bob's 100 tokens moved with his deletion, and two more when rotated; Alice is indexed.
+    assert_eq!(done, Migration { migrated: 300 - 100 - 2, dangling: 0, principals_indexed: 1 });
+    let listed = store.list_principals(None, 10).await.unwrap();
+    assert_eq!(listed.items.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["alice"]);
     assert_eq!(legacy_keys(&server, "mig"), Vec::<String>::new());
     assert_store_holds(&store, &expected).await;
     assert_eq!(redis.migrate().await.unwrap(), Migration::default());

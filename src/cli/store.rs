@@ -17,5 +17,6 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
     let store = RedisStore::open(redis, options).context("opening the Redis store")?;
     let done = store.migrate().await.context("migrating the Redis store")?;
     println!("migrated {} tokens to the current format ({} stale index entries removed)", done.migrated, done.dangling);
+    println!("indexed {} principals written before principals could be listed", done.principals_indexed);
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! | `tokens_by_owner`   | (owner, index key)          | —                      |
 //! | `retired_ids`       | id of a deleted token       | —                      |
 //! | `principals`        | principal id                | principal (JSON)       |
+//! | `groups`            | group id                    | directory group (JSON) |
 //! | `audit`             | sequence number             | audit event (JSON)     |
 //! | `quota_used`        | token id                    | requests counted against its quota |
 //!
@@ -34,13 +35,15 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use super::index::Cursor;
-use super::{Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, Page, StoreError, StoreOptions, TokenStore};
+use super::{
+    IdPage, Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, MAX_PAGE, Page, StoreError, StoreOptions, TokenStore,
+};
 use crate::clock::Timestamp;
 use crate::token::TokenId;
 use crate::token::digest::TokenDigest;
 use crate::token::limits::{Grant, TokenLimits};
 use crate::token::{
-    Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenKind, TokenStatus, TransitionError,
+    Action, AuditAction, AuditEvent, Group, PreviousSecret, Principal, Token, TokenKind, TokenStatus, TransitionError,
 };
 
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
@@ -48,6 +51,7 @@ const BY_CREATED: TableDefinition<&str, ()> = TableDefinition::new("tokens_by_cr
 const BY_OWNER: TableDefinition<(&str, &str), ()> = TableDefinition::new("tokens_by_owner");
 const RETIRED: TableDefinition<&str, ()> = TableDefinition::new("retired_ids");
 const PRINCIPALS: TableDefinition<&str, &[u8]> = TableDefinition::new("principals");
+const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Requests counted against each token's quota.
 const QUOTA_USED: TableDefinition<&str, u64> = TableDefinition::new("quota_used");
@@ -98,6 +102,7 @@ impl EmbeddedStore {
                 txn.open_table(BY_OWNER).map_err(unavailable)?;
                 txn.open_table(RETIRED).map_err(unavailable)?;
                 txn.open_table(PRINCIPALS).map_err(unavailable)?;
+                txn.open_table(GROUPS).map_err(unavailable)?;
                 txn.open_table(AUDIT).map_err(unavailable)?;
                 txn.open_table(QUOTA_USED).map_err(unavailable)?;
             }
@@ -184,6 +189,38 @@ impl Inner {
                 page.next_cursor = Some(cursor);
                 break;
             }
+        }
+        Ok(page)
+    }
+}
+
+impl Inner {
+    /// Up to `limit` records of a table keyed by id, after `after`, in key order.
+    fn page<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<IdPage<T>, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let txn = self.db.begin_read().map_err(unavailable)?;
+        let table = txn.open_table(table).map_err(unavailable)?;
+        let range = match after {
+            Some(a) => table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => table.range::<&str>(..),
+        }
+        .map_err(unavailable)?;
+        let mut page = IdPage::default();
+        let mut last = None;
+        for entry in range {
+            let (k, v) = entry.map_err(unavailable)?;
+            if page.items.len() == limit {
+                // One more exists: continue after the last one returned.
+                page.next_cursor = last;
+                break;
+            }
+            page.items.push(decode(v.value())?);
+            last = Some(k.value().to_string());
         }
         Ok(page)
     }
@@ -456,6 +493,52 @@ impl TokenStore for EmbeddedStore {
             Ok(true)
         })
         .await
+    }
+
+    async fn list_principals(&self, after: Option<&str>, limit: usize) -> Result<IdPage<Principal>, StoreError> {
+        let after = after.map(String::from);
+        self.blocking(move |s| s.page(PRINCIPALS, after.as_deref(), limit)).await
+    }
+
+    async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
+        let group = group.clone();
+        self.blocking(move |s| {
+            let txn = s.db.begin_write().map_err(unavailable)?;
+            txn.open_table(GROUPS)
+                .map_err(unavailable)?
+                .insert(group.id.as_str(), encode(&group).as_slice())
+                .map_err(unavailable)?;
+            txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn get_group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+        let id = id.to_string();
+        self.blocking(move |s| {
+            let txn = s.db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(GROUPS).map_err(unavailable)?;
+            let raw = table.get(id.as_str()).map_err(unavailable)?;
+            raw.map(|r| decode(r.value())).transpose()
+        })
+        .await
+    }
+
+    async fn delete_group(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.blocking(move |s| {
+            let txn = s.db.begin_write().map_err(unavailable)?;
+            let existed =
+                txn.open_table(GROUPS).map_err(unavailable)?.remove(id.as_str()).map_err(unavailable)?.is_some();
+            txn.commit().map_err(unavailable)?;
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn list_groups(&self, after: Option<&str>, limit: usize) -> Result<IdPage<Group>, StoreError> {
+        let after = after.map(String::from);
+        self.blocking(move |s| s.page(GROUPS, after.as_deref(), limit)).await
     }
 
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {

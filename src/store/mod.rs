@@ -30,7 +30,7 @@ use crate::token::TokenId;
 use crate::token::digest::TokenDigest;
 use crate::token::limits::{Grant, TokenLimits};
 use crate::token::mint::{Minter, NewToken};
-use crate::token::{Action, AuditEvent, DisplayStatus, Principal, Token, TokenKind, TransitionError};
+use crate::token::{Action, AuditEvent, DisplayStatus, Group, Principal, Token, TokenKind, TransitionError};
 
 pub use index::Cursor;
 
@@ -133,6 +133,20 @@ pub struct Page {
     pub next_cursor: Option<Cursor>,
 }
 
+/// One page of principals or groups, ordered by id (bytewise). `next_cursor` (the last id on
+/// this page) is set when more may follow; pass it as `after` to continue.
+#[derive(Debug, Clone)]
+pub struct IdPage<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Default for IdPage<T> {
+    fn default() -> Self {
+        Self { items: Vec::new(), next_cursor: None }
+    }
+}
+
 /// One observed use of a token, written by the last-used recorder in batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastUse {
@@ -226,6 +240,23 @@ pub trait TokenStore: Send + Sync + 'static {
     /// re-creating the id later brings none of them back. Organization tokens they created are
     /// untouched. Returns whether the principal existed; when it did not, nothing changes.
     async fn delete_principal(&self, id: &str, actor: &str) -> Result<bool, StoreError>;
+
+    /// Up to `limit` (clamped to 1..=[`MAX_PAGE`]) principals with ids after `after`, ordered by
+    /// id. Records written before this listing existed are listed once `tokengate store
+    /// migrate` has indexed them (Redis; the embedded store needs nothing).
+    async fn list_principals(&self, after: Option<&str>, limit: usize) -> Result<IdPage<Principal>, StoreError>;
+
+    /// Creates or replaces a directory group (publishes no invalidation: the members'
+    /// principals carry the group names, and they are put separately).
+    async fn put_group(&self, group: &Group) -> Result<(), StoreError>;
+
+    async fn get_group(&self, id: &str) -> Result<Option<Group>, StoreError>;
+
+    /// Deletes a group record; returns whether it existed.
+    async fn delete_group(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Up to `limit` (clamped to 1..=[`MAX_PAGE`]) groups with ids after `after`, ordered by id.
+    async fn list_groups(&self, after: Option<&str>, limit: usize) -> Result<IdPage<Group>, StoreError>;
 
     /// The newest `limit` audit events, newest first.
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;

@@ -265,6 +265,37 @@ pub struct Principal {
     /// no cap.
     #[serde(default, skip_serializing_if = "TokenLimits::is_unlimited")]
     pub limits: TokenLimits,
+    /// The directory's own id for this person (SCIM `externalId`), when provisioned by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// When the directory created and last changed this record (SCIM `meta`); absent in records
+    /// written by hand or before SCIM existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// A directory group (SCIM `Group`): a name, which `identity.groups` maps to roles, and its
+/// members (principal ids). Each member's `Principal::groups` holds the names of the groups it
+/// is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// Assigned by tokengate (32 hex digits); safe in store keys and URLs.
+    pub id: String,
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Principal ids, sorted, without duplicates.
+    #[serde(default)]
+    pub members: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Whether `s` is a group id as tokengate assigns them: 32 lowercase hex digits.
+pub fn valid_group_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Powers on the admin API that come from who a signed-in person is, not from a token.

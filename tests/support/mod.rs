@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokengate::store::embedded::EmbeddedStore;
-use tokengate::store::{Invalidation, LastUse, ListQuery, Page, StoreError, TokenStore};
+use tokengate::store::{IdPage, Invalidation, LastUse, ListQuery, Page, StoreError, TokenStore};
 use tokengate::token::TokenId;
 use tokengate::token::limits::{Grant, TokenLimits};
-use tokengate::token::{Action, AuditEvent, Principal};
+use tokengate::token::{Action, AuditEvent, Group, Principal};
 use tokio::sync::broadcast;
 
 use tokengate::clock::Timestamp;
@@ -345,6 +345,26 @@ impl TokenStore for Counting {
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
         self.hit()?;
         self.inner.audit(limit).await
+    }
+    async fn list_principals(&self, after: Option<&str>, limit: usize) -> Result<IdPage<Principal>, StoreError> {
+        self.hit()?;
+        self.inner.list_principals(after, limit).await
+    }
+    async fn put_group(&self, g: &Group) -> Result<(), StoreError> {
+        self.hit()?;
+        self.inner.put_group(g).await
+    }
+    async fn get_group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+        self.hit()?;
+        self.inner.get_group(id).await
+    }
+    async fn delete_group(&self, id: &str) -> Result<bool, StoreError> {
+        self.hit()?;
+        self.inner.delete_group(id).await
+    }
+    async fn list_groups(&self, after: Option<&str>, limit: usize) -> Result<IdPage<Group>, StoreError> {
+        self.hit()?;
+        self.inner.list_groups(after, limit).await
     }
     async fn set_limits(&self, id: &TokenId, limits: &TokenLimits, actor: &str) -> Result<Token, StoreError> {
         self.hit()?;

@@ -61,6 +61,21 @@ impl Keys {
     pub(super) fn principal(&self, id: &str) -> String {
         format!("{}:pr:{id}", self.tag)
     }
+    /// Every principal's id (a sorted set, all scores 0, listed by id).
+    pub(super) fn principal_index(&self) -> String {
+        format!("{}:pi", self.tag)
+    }
+    /// What every principal key starts with (`tokengate store migrate` indexes them).
+    pub(super) fn principal_prefix(&self) -> String {
+        format!("{}:pr:", self.tag)
+    }
+    pub(super) fn group(&self, id: &str) -> String {
+        format!("{}:gr:{id}", self.tag)
+    }
+    /// Every group's id (a sorted set, all scores 0, listed by id).
+    pub(super) fn group_index(&self) -> String {
+        format!("{}:gi", self.tag)
+    }
     pub(super) fn audit(&self) -> String {
         format!("{}:audit", self.tag)
     }

@@ -42,4 +42,6 @@ pub struct Migration {
     pub migrated: usize,
     /// Index entries of the old format without a token behind them, removed.
     pub dangling: usize,
+    /// Principals written before the principal index existed, now indexed (listable).
+    pub principals_indexed: usize,
 }

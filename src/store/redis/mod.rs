@@ -15,6 +15,9 @@
 //! | `{p}:ol:<owner>:<leaf>`      | zset   | a leaf of one owner's index                                     |
 //! | `{p}:retired`                | set    | ids of deleted tokens: never issued again                       |
 //! | `{p}:pr:<principal id>`      | string | principal JSON                                                  |
+//! | `{p}:pi`                     | zset   | every principal id, all scores 0 (listed by id); `tokengate store migrate` adds those written before it existed |
+//! | `{p}:gr:<group id>`          | string | directory group JSON (SCIM)                                     |
+//! | `{p}:gi`                     | zset   | every group id, all scores 0                                    |
 //! | `{p}:audit`                  | list   | audit event JSON, newest first, trimmed to `audit.max_events`  |
 //! | `{p}:inval` (pub/sub channel)| —      | `t:<token id>` or `p:<principal id>` after every change         |
 //! | `{p}:probe`                  | string | readiness check's last write (Unix ms), expires after 60 s      |
@@ -79,13 +82,17 @@ use tokio::sync::broadcast;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::index::Cursor;
-use super::{Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, Page, StoreError, StoreOptions, TokenStore};
+use super::{
+    IdPage, Invalidation, LIST_SCAN_BUDGET, LastUse, ListQuery, MAX_PAGE, Page, StoreError, StoreOptions, TokenStore,
+};
 use crate::clock::Timestamp;
 use crate::config::RedisConfig;
 use crate::token::TokenId;
 use crate::token::digest::TokenDigest;
 use crate::token::limits::{Grant, TokenLimits};
-use crate::token::{Action, AuditAction, AuditEvent, PreviousSecret, Principal, Token, TokenStatus, TransitionError};
+use crate::token::{
+    Action, AuditAction, AuditEvent, Group, PreviousSecret, Principal, Token, TokenStatus, TransitionError,
+};
 
 /// How often a body change is tried while other changes keep winning.
 const BODY_ATTEMPTS: usize = 5;
@@ -377,10 +384,107 @@ impl RedisStore {
         }
     }
 
-    /// Moves every token of the previous release's format to the current one (`tokengate store
-    /// migrate`). Safe to run while tokengate serves, and again: it continues where it stopped.
+    /// Moves every token of the previous release's format to the current one and indexes
+    /// principals written before the principal index existed (`tokengate store migrate`). Safe
+    /// to run while tokengate serves, and again: it continues where it stopped.
     pub async fn migrate(&self) -> Result<Migration, StoreError> {
-        self.migrate_index(&self.inner.keys.legacy_index()).await
+        let mut done = self.migrate_index(&self.inner.keys.legacy_index()).await?;
+        done.principals_indexed = self.index_principals().await?;
+        Ok(done)
+    }
+
+    /// Adds every principal key to the principal index (`SCAN` on the node that owns the
+    /// deployment's slot); returns how many were not indexed yet.
+    async fn index_principals(&self) -> Result<usize, StoreError> {
+        let k = &self.inner.keys;
+        let prefix = k.principal_prefix();
+        // The glob must match the prefix literally: escape glob characters in it.
+        let mut pattern = String::new();
+        for c in prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let route = match &self.inner.conn {
+            Link::Cluster(_) => {
+                let slot: u16 = redis::cmd("CLUSTER")
+                    .arg("KEYSLOT")
+                    .arg(&prefix)
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                Some(slot)
+            }
+            _ => None,
+        };
+        let mut cursor: u64 = 0;
+        let mut added = 0;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
+            let (next, keys): (u64, Vec<String>) = match (route, &self.inner.conn) {
+                (Some(slot), Link::Cluster(c)) => {
+                    use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                        slot,
+                        SlotAddr::Master,
+                    )));
+                    let v = c.clone().route_command(scan, routing).await.map_err(unavailable)?;
+                    redis::from_redis_value(v).map_err(|e| corrupt(format!("SCAN reply: {e}")))?
+                }
+                _ => scan.query_async(&mut self.conn()).await.map_err(unavailable)?,
+            };
+            let ids: Vec<&str> = keys.iter().filter_map(|key| key.strip_prefix(&prefix)).collect();
+            if !ids.is_empty() {
+                let members: Vec<(u8, &str)> = ids.iter().map(|id| (0, *id)).collect();
+                let n: usize = self.conn().zadd_multiple(k.principal_index(), &members).await.map_err(unavailable)?;
+                added += n;
+            }
+            if next == 0 {
+                return Ok(added);
+            }
+            cursor = next;
+        }
+    }
+
+    /// One page of a by-id listing: ids from the sorted set `index` after `after`, then their
+    /// records (`key(id)`); ids whose record is gone are skipped.
+    async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        index: &str,
+        after: Option<&str>,
+        limit: usize,
+        key: impl Fn(&str) -> String,
+    ) -> Result<IdPage<T>, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let min = after.map_or_else(|| "-".to_string(), |a| format!("({a}"));
+        let mut ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(index)
+            .arg(&min)
+            .arg("+")
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit + 1)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let mut page = IdPage { items: Vec::new(), next_cursor: more.then(|| ids.last().cloned()).flatten() };
+        if ids.is_empty() {
+            return Ok(page);
+        }
+        let keys: Vec<String> = ids.iter().map(|id| key(id)).collect();
+        let mut get = redis::cmd("MGET");
+        get.arg(&keys);
+        let values: Vec<Option<String>> = get.query_async(&mut self.conn()).await.map_err(unavailable)?;
+        for v in values.into_iter().flatten() {
+            page.items.push(serde_json::from_str(&v).map_err(corrupt)?);
+        }
+        Ok(page)
     }
 }
 
@@ -640,6 +744,8 @@ impl TokenStore for RedisStore {
             .atomic()
             .set(self.inner.keys.principal(&principal.id), json)
             .ignore()
+            .zadd(self.inner.keys.principal_index(), &principal.id, 0)
+            .ignore()
             .cmd(self.inner.publish)
             .arg(self.inner.keys.channel())
             .arg(Invalidation::Principal(principal.id.clone()).encode())
@@ -675,7 +781,11 @@ impl TokenStore for RedisStore {
             buckets.sort_unstable();
             buckets.dedup();
             let mut call = self.inner.scripts.delete_principal.prepare_invoke();
-            call.key(k.principal(id)).key(k.audit()).key(&index.dir).key(k.legacy_owner_index(id));
+            call.key(k.principal(id))
+                .key(k.audit())
+                .key(&index.dir)
+                .key(k.legacy_owner_index(id))
+                .key(k.principal_index());
             for key in leaves.iter().chain(&buckets) {
                 call.key(key.as_str());
             }
@@ -695,6 +805,47 @@ impl TokenStore for RedisStore {
             }
         }
         Err(busy())
+    }
+
+    async fn list_principals(&self, after: Option<&str>, limit: usize) -> Result<IdPage<Principal>, StoreError> {
+        let k = &self.inner.keys;
+        self.page(&k.principal_index(), after, limit, |id| k.principal(id)).await
+    }
+
+    async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
+        let json = serde_json::to_string(group).expect("group serializes");
+        let k = &self.inner.keys;
+        redis::pipe()
+            .atomic()
+            .set(k.group(&group.id), json)
+            .ignore()
+            .zadd(k.group_index(), &group.id, 0)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn get_group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+        let json: Option<String> = self.conn().get(self.inner.keys.group(id)).await.map_err(unavailable)?;
+        json.map(|j| serde_json::from_str(&j).map_err(corrupt)).transpose()
+    }
+
+    async fn delete_group(&self, id: &str) -> Result<bool, StoreError> {
+        let k = &self.inner.keys;
+        let (deleted, _): (usize, usize) = redis::pipe()
+            .atomic()
+            .del(k.group(id))
+            .zrem(k.group_index(), id)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(deleted == 1)
+    }
+
+    async fn list_groups(&self, after: Option<&str>, limit: usize) -> Result<IdPage<Group>, StoreError> {
+        let k = &self.inner.keys;
+        self.page(&k.group_index(), after, limit, |id| k.group(id)).await
     }
 
     async fn audit(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {

@@ -2,7 +2,7 @@
 -- and invalidated. The caller read the owner index and passes its leaves and the record buckets
 -- of its tokens; this re-checks both and answers -1 when they changed meanwhile.
 -- KEYS: principal key, audit list, owner index directory, the previous release's owner index,
---       the owner index's leaves (as many as ARGV[5]), then record buckets
+--       the principal index, the owner index's leaves (as many as ARGV[5]), then record buckets
 -- ARGV: principal id, audit event JSON without its closing brace, token id, token name and
 --       owner, audit limit, channel, number of leaves, the directory as read (members joined by
 --       ','), bucket key prefix, id characters that name a bucket
@@ -19,11 +19,11 @@ if table.concat(redis.call('ZRANGE', KEYS[3], 0, -1), ',') ~= ARGV[6] then
 end
 local leaves = tonumber(ARGV[5])
 local buckets = {}
-for i = 5 + leaves, #KEYS do
+for i = 6 + leaves, #KEYS do
   buckets[KEYS[i]] = true
 end
 local tokens = {}
-for i = 5, 4 + leaves do
+for i = 6, 5 + leaves do
   for _, member in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do
     local id = string.sub(member, 8)
     local bucket = ARGV[7] .. string.sub(id, 1, tonumber(ARGV[8]))
@@ -34,6 +34,7 @@ for i = 5, 4 + leaves do
   end
 end
 redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 for _, t in ipairs(tokens) do
   local bucket, id = t[1], t[2]
   local v = redis.call('HGET', bucket, id)
