@@ -518,3 +518,28 @@ fn identity_groups_are_validated() {
     );
     refused(&format!("{BASE}identity:\n  operators: [\"a b\"]\n"), "identity.operators[0]", "not a principal id");
 }
+
+#[test]
+fn the_scim_credential_and_organization() {
+    let c = load(BASE).unwrap();
+    assert!(c.scim.token.is_none() && c.scim.org.is_none(), "SCIM is off by default");
+    let token = "scim-0123456789abcdef0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scim-token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let yaml = format!("{BASE}scim:\n  token_file: {}\n  org: acme\n", file.display());
+    let c = load(&yaml).unwrap();
+    assert_eq!(c.scim.token.as_ref().unwrap().expose(), token, "the trailing newline is dropped");
+    assert_eq!(c.scim.org.as_deref(), Some("acme"));
+    assert!(!format!("{c:?}").contains(token), "the SCIM token is redacted");
+    let c = Config::from_yaml(BASE, &env(&[("TOKENGATE_SCIM_TOKEN", token)])).unwrap();
+    assert_eq!(c.scim.token.unwrap().expose(), token);
+    refused_with_env(&yaml, &[("TOKENGATE_SCIM_TOKEN", token)], "scim.token_file", "not both");
+    refused_with_env(BASE, &[("TOKENGATE_SCIM_TOKEN", "short")], "TOKENGATE_SCIM_TOKEN", "at least 32 characters");
+    refused_with_env(BASE, &[("TOKENGATE_SCIM_TOKEN", &format!("{token} x"))], "TOKENGATE_SCIM_TOKEN", "printable");
+    std::fs::write(&file, "short\n").unwrap();
+    refused(&yaml, "scim.token_file", "at least 32 characters");
+    refused(&format!("{BASE}scim:\n  token_file: /nonexistent/scim\n"), "scim.token_file", "cannot read");
+    refused(&format!("{BASE}scim:\n  org: \"a b\"\n"), "scim.org", "not an organization id");
+    refused(&format!("{BASE}scim:\n  tokens: x\n"), "scim.tokens", "unknown field");
+}

@@ -44,7 +44,8 @@ pub use identity::{Grants, GroupGrant, IdentityConfig};
 use raw::RawConfig;
 pub use redis::{RedisConfig, RedisNode, RedisProtocol, RedisTls, RedisTopology, SentinelAuth};
 pub use secret::{
-    ADMIN_KEYS_ENV, AdminKeys, PEPPER_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV, Secret, WEBHOOK_SECRET_ENV,
+    ADMIN_KEYS_ENV, AdminKeys, PEPPER_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV, SCIM_TOKEN_ENV, Secret,
+    WEBHOOK_SECRET_ENV,
 };
 use validate::Ctx;
 
@@ -79,6 +80,7 @@ pub struct Config {
     pub audit: AuditConfig,
     /// What directory groups grant people (sign-in and SCIM).
     pub identity: IdentityConfig,
+    pub scim: ScimConfig,
     pub shutdown: ShutdownConfig,
     pub runtime: RuntimeConfig,
     pub log: LogConfig,
@@ -96,6 +98,20 @@ pub struct AdminConfig {
     /// Most `/v1` API calls in progress at once (503 beyond it); below `max_connections`, so
     /// health checks always find a connection.
     pub max_concurrent_calls: usize,
+}
+
+/// The SCIM 2.0 directory endpoint (`/scim/v2` on the admin port).
+#[derive(Debug, Clone, Default)]
+pub struct ScimConfig {
+    /// The directory's bearer credential; `None`: SCIM is off (`/scim/v2` answers 404).
+    pub token: Option<Secret>,
+    /// The organization of users the directory creates without one of their own.
+    pub org: Option<String>,
+}
+
+impl ScimConfig {
+    /// Shortest accepted credential, in bytes.
+    pub const MIN_TOKEN_LEN: usize = 32;
 }
 
 #[derive(Debug, Clone)]

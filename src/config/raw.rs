@@ -23,6 +23,7 @@ pub struct RawConfig {
     pub notifications: Option<RawNotifications>,
     pub audit: Option<RawAudit>,
     pub identity: Option<RawIdentity>,
+    pub scim: Option<RawScim>,
     pub shutdown: Option<RawShutdown>,
     pub runtime: Option<RawRuntime>,
     pub log: Option<RawLog>,
@@ -44,6 +45,7 @@ impl RawConfig {
         "notifications",
         "audit",
         "identity",
+        "scim",
         "shutdown",
         "runtime",
         "log",
@@ -267,4 +269,11 @@ pub struct RawGroup {
     pub roles: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     pub admin: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScim {
+    pub token_file: Option<String>,
+    pub org: Option<String>,
 }

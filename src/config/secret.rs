@@ -13,6 +13,8 @@ pub const PEPPER_ENV: &str = "TOKENGATE_PEPPER";
 pub const ADMIN_KEYS_ENV: &str = "TOKENGATE_ADMIN_KEYS";
 /// The webhook signing secret (alternative to `notifications.secret_file`).
 pub const WEBHOOK_SECRET_ENV: &str = "TOKENGATE_WEBHOOK_SECRET";
+/// The SCIM directory's bearer credential (alternative to `scim.token_file`).
+pub const SCIM_TOKEN_ENV: &str = "TOKENGATE_SCIM_TOKEN";
 /// The Redis password (alternative to `store.redis.password_file` or a password in the URL).
 pub const REDIS_PASSWORD_ENV: &str = "TOKENGATE_REDIS_PASSWORD";
 /// The sentinels' password (alternative to `store.redis.sentinel.password_file`).
@@ -61,6 +63,14 @@ impl AdminKeys {
             .iter()
             .fold(subtle::Choice::from(0), |found, k| found | k.0.as_bytes().ct_eq(candidate.as_bytes()))
             .into()
+    }
+}
+
+impl Secret {
+    /// Whether `candidate` is this secret, compared in constant time (for equal lengths).
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
     }
 }
 

@@ -12,6 +12,7 @@ mod proxy;
 mod redis;
 mod roles;
 mod runtime;
+mod scim;
 mod store;
 mod tokens;
 
@@ -28,6 +29,7 @@ use notifications::validate_notifications;
 use proxy::{validate_proxy, validate_upstream};
 use roles::{validate_roles, validate_routes};
 use runtime::{validate_log, validate_runtime, validate_shutdown};
+use scim::validate_scim;
 use store::{validate_audit, validate_last_used, validate_store};
 use tokens::validate_tokens;
 
@@ -52,6 +54,7 @@ pub(super) fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx
     let notifications = validate_notifications(raw.notifications.unwrap_or_default(), env, ctx)?;
     let audit = validate_audit(raw.audit.unwrap_or_default(), ctx)?;
     let identity = validate_identity(raw.identity.unwrap_or_default(), &roles, ctx)?;
+    let scim = validate_scim(raw.scim.unwrap_or_default(), env, ctx)?;
     let shutdown = validate_shutdown(raw.shutdown.unwrap_or_default(), ctx)?;
     let runtime = validate_runtime(raw.runtime.unwrap_or_default(), ctx)?;
     let log = validate_log(raw.log.unwrap_or_default(), ctx)?;
@@ -70,6 +73,7 @@ pub(super) fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx
         notifications,
         audit,
         identity,
+        scim,
         shutdown,
         runtime,
         log,
