@@ -6,6 +6,7 @@
 //! | [`api`]         | the JSON API under `/v1`: routing, input checks, tokens, principals, audit |
 //! | [`views`]       | the API's token responses as types (also read by the CLI)               |
 //! | [`access`]      | who is calling (operator key or personal token) and what they may do    |
+//! | [`scim`]        | SCIM 2.0 directory sync under `/scim/v2` (its own credential)           |
 //! | [`error`]       | [`error::ApiError`], the only place an admin failure becomes HTTP       |
 //! | [`webhook`]     | notifications of created tokens                                         |
 //! | `ui.rs`         | the Tokens page and its embedded assets                                 |
@@ -18,6 +19,7 @@
 //! |---------------------------|---------------------------------------------------------|
 //! | `GET /`                   | the Tokens page (assets embedded in the binary)         |
 //! | `/v1/...`                 | the JSON API ([`api`]); an admin key or a personal token |
+//! | `/scim/v2/...`            | SCIM ([`scim`]); only the SCIM token, 404 when none is set |
 //! | `GET /healthz`            | the process is alive                                    |
 //! | `GET /readyz`             | store reachable, invalidations subscribed, not draining |
 //! | `GET /metrics`            | Prometheus text format                                  |
@@ -38,6 +40,7 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod scim;
 mod ui;
 pub mod views;
 pub mod webhook;
@@ -76,7 +79,9 @@ struct Inner {
     draining: AtomicBool,
     auth: Authenticator,
     api: Api,
-    /// Permits for `/v1` calls in progress.
+    /// `/scim/v2`, when a SCIM credential is configured.
+    scim: Option<scim::Scim>,
+    /// Permits for `/v1` and `/scim/v2` calls in progress.
     calls: tokio::sync::Semaphore,
 }
 
@@ -105,7 +110,8 @@ fn cross_site(req: &Request<Incoming>) -> bool {
 impl Admin {
     pub fn new(store: Store, registry: Registry, auth: Authenticator, api: Api) -> Self {
         let calls = tokio::sync::Semaphore::new(api.config.admin.max_concurrent_calls);
-        Self { inner: Arc::new(Inner { store, registry, draining: AtomicBool::new(false), auth, api, calls }) }
+        let scim = scim::Scim::new(api.store.clone(), api.config.clone());
+        Self { inner: Arc::new(Inner { store, registry, draining: AtomicBool::new(false), auth, api, scim, calls }) }
     }
 
     /// From now on readiness reports "draining" so load balancers stop sending traffic.
@@ -138,6 +144,12 @@ impl Admin {
         let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
         let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
         match segments.as_slice() {
+            ["scim", "v2", rest @ ..] => {
+                let scim = self.inner.scim.as_ref().ok_or_else(|| ApiError::NotFound("no such endpoint".into()))?;
+                let call = self.inner.calls.try_acquire();
+                let cross = !read_only && cross_site(&req);
+                Ok(scim.handle(req, rest, call.is_err(), cross).await)
+            }
             ["v1", rest @ ..] => {
                 let _call = self.inner.calls.try_acquire().map_err(|_| ApiError::Busy)?;
                 if !read_only && cross_site(&req) {

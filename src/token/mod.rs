@@ -1,5 +1,5 @@
-//! The token model: records, their lifecycle, principals and audit events ([`Token`],
-//! [`Action`], [`Principal`], [`AuditEvent`]); the wire format ([`format`]: generate, parse,
+//! The token model: records, their lifecycle, principals, directory groups and audit events
+//! ([`Token`], [`Action`], [`Principal`], [`Group`], [`AuditEvent`]); the wire format ([`format`]: generate, parse,
 //! checksum, masked display); digests ([`digest`]); minting ([`mint`]).
 //!
 //! May use: [`crate::policy::scope`] and [`crate::clock`]. Pure: no I/O, no store, proxy, admin or
@@ -21,6 +21,7 @@
 
 pub mod digest;
 pub mod format;
+mod group;
 pub mod limits;
 pub mod mint;
 
@@ -35,6 +36,7 @@ use crate::token::limits::TokenLimits;
 pub use format::{
     BODY_LEN, ID_LEN, ParseError, ParsedToken, PrefixError, SecretToken, TokenFormat, TokenId, TokenKind,
 };
+pub use group::{Group, valid_group_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -274,28 +276,6 @@ pub struct Principal {
     pub created_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
-}
-
-/// A directory group (SCIM `Group`): a name, which `identity.groups` maps to roles, and its
-/// members (principal ids). Each member's `Principal::groups` holds the names of the groups it
-/// is in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Group {
-    /// Assigned by tokengate (32 hex digits); safe in store keys and URLs.
-    pub id: String,
-    pub display_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external_id: Option<String>,
-    /// Principal ids, sorted, without duplicates.
-    #[serde(default)]
-    pub members: Vec<String>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
-/// Whether `s` is a group id as tokengate assigns them: 32 lowercase hex digits.
-pub fn valid_group_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Powers on the admin API that come from who a signed-in person is, not from a token.
