@@ -202,9 +202,9 @@ impl Scim {
             if let Some(a) = after.filter(|a| a.members.contains(id)) {
                 groups.push(a.display_name.clone());
             }
-            let old = (p.groups.clone(), p.roles.clone(), p.admin);
+            let old = (p.groups.clone(), p.roles.clone(), p.scopes.clone(), p.admin);
             config.identity.apply_groups(&mut p, groups, &config.roles);
-            if (p.groups.clone(), p.roles.clone(), p.admin) != old {
+            if (p.groups.clone(), p.roles.clone(), p.scopes.clone(), p.admin) != old {
                 p.updated_at = Some(Timestamp::now());
                 self.inner.store.put_principal(&p).await?;
                 tracing::info!(principal = %p.id, roles = ?p.roles, admin = ?p.admin, "SCIM group membership changed a user's roles");
