@@ -209,7 +209,7 @@ async fn the_user_lifecycle() {
         .await;
     assert_eq!(created["id"], "alice@example.com");
     assert_eq!(created["displayName"], "Alice Smith");
-    assert_eq!(created["emails"], json!([{"value": "alice@example.com", "type": "work", "primary": true}]));
+    assert_eq!(created["emails"], json!([{"value": "alice@example.com", "type": "work"}]));
     assert_eq!(created["active"], true);
     assert_eq!(created[ENTERPRISE]["organization"], "acme", "scim.org applies");
     let meta = &created["meta"];
@@ -281,6 +281,16 @@ async fn the_user_lifecycle() {
     assert_eq!(r.json()["emails"][0]["value"], "b@example.com");
     let r = s.patch("/Users/alice@example.com", json!([{"op": "remove", "path": "emails[type eq \"work\"]"}])).await;
     assert!(r.json().get("emails").is_none());
+    // The extension as a whole: removed, the configured default organization applies.
+    let r = s.patch("/Users/alice@example.com", json!([{"op": "remove", "path": ENTERPRISE}])).await;
+    assert_eq!(r.json()[ENTERPRISE]["organization"], "acme");
+    let r = s
+        .patch(
+            "/Users/alice@example.com",
+            json!([{"op": "add", "path": ENTERPRISE, "value": {"organization": "umbrella"}}]),
+        )
+        .await;
+    assert_eq!(r.json()[ENTERPRISE]["organization"], "umbrella");
     // Deactivation, three ways.
     for (ops, active) in [
         (json!([{"op": "Replace", "value": {"active": false}}]), false),
@@ -395,6 +405,21 @@ async fn filters_and_paging() {
     let v = r.json();
     assert_eq!((v["totalResults"].clone(), v["Resources"][0]["userName"].clone()), (json!(7), json!("user1")));
     assert!(v["Resources"][0].get("displayName").is_none());
+    // And across resource types, at the root: users first, then groups.
+    s.create_group("user-group", &["user1"]).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/.search",
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "userName eq \"user1\" or displayName sw \"user-\""})),
+        )
+        .await
+        .json();
+    assert_eq!(r["totalResults"], 2);
+    assert_eq!(
+        (r["Resources"][0]["id"].clone(), r["Resources"][1]["displayName"].clone()),
+        (json!("user1"), json!("user-group"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

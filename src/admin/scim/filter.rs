@@ -145,6 +145,10 @@ pub(super) fn valid_name(s: &str) -> bool {
 
 /// Parses `[urn:]name[.sub]`.
 pub fn parse_attr_path(word: &str) -> Result<AttrPath, String> {
+    // An extension's URN alone names its whole object (`urn:...:enterprise:2.0:User`).
+    if let Some(urn) = EXTENSION_URNS.iter().find(|u| u.eq_ignore_ascii_case(word)) {
+        return Ok(AttrPath { urn: None, name: urn.to_string(), sub: None });
+    }
     let (urn, rest) = if word.len() > 4 && word[..4].eq_ignore_ascii_case("urn:") {
         let known = CORE_URNS.iter().map(|u| (*u, false)).chain(EXTENSION_URNS.iter().map(|u| (*u, true)));
         let mut found = None;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::Scim;
 use super::error::ScimError;
-use super::filter::{AttrPath, get_ci};
+use super::filter::{AttrPath, Filter, get_ci};
 use super::list::{ListParams, Pager, Projection};
 use super::patch::{self, Operation};
 use super::routes::{MAX_SCAN, check_if_match, require_schema, resource_response, version_of};
@@ -149,7 +149,18 @@ impl Scim {
 
     pub(super) async fn list_groups(&self, base: &str, params: ListParams) -> Result<Response<Full<Bytes>>, ScimError> {
         let mut pager = Pager::new(&params);
-        if let Some((attr, value)) = params.filter.as_ref().and_then(|f| f.equality())
+        self.find_groups(base, params.filter.as_ref(), &mut pager).await?;
+        Ok(pager.response(&params.projection))
+    }
+
+    /// Offers every group `filter` matches to `pager`, in id order.
+    pub(super) async fn find_groups(
+        &self,
+        base: &str,
+        filter: Option<&Filter>,
+        pager: &mut Pager,
+    ) -> Result<(), ScimError> {
+        if let Some((attr, value)) = filter.and_then(|f| f.equality())
             && attr.name.eq_ignore_ascii_case("id")
         {
             if valid_group_id(value)
@@ -157,15 +168,15 @@ impl Scim {
             {
                 pager.push(render(&g, base));
             }
-            return Ok(pager.response(&params.projection));
+            return Ok(());
         }
         for g in self.all_groups().await? {
             let doc = render(&g, base);
-            if params.filter.as_ref().is_none_or(|f| f.matches(doc.as_object().expect("an object"), case_exact)) {
+            if filter.is_none_or(|f| f.matches(doc.as_object().expect("an object"), case_exact)) {
                 pager.push(doc);
             }
         }
-        Ok(pager.response(&params.projection))
+        Ok(())
     }
 
     /// Checks that the name is free (but for `except`) and every member exists.

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::Scim;
 use super::error::ScimError;
 use super::filter::{get_ci, parse_filter};
-use super::list::{ListParams, Projection, list_response};
+use super::list::{ListParams, Pager, Projection, list_response};
 use super::schema::{self, SEARCH_URN};
 
 /// Largest page (`count`); also the page size when a request names none.
@@ -238,7 +238,7 @@ fn allowed(segments: &[&str]) -> Option<&'static str> {
     Some(match segments {
         ["ServiceProviderConfig"] | ["ResourceTypes"] | ["ResourceTypes", _] | ["Schemas"] | ["Schemas", _] => "GET",
         ["Users" | "Groups"] => "GET, POST",
-        ["Users" | "Groups", ".search"] => "POST",
+        [".search"] | ["Users" | "Groups", ".search"] => "POST",
         ["Users" | "Groups", _] => "GET, PUT, PATCH, DELETE",
         _ => return None,
     })
@@ -290,6 +290,16 @@ pub async fn route(scim: &Scim, req: Request<Incoming>, segments: &[&str]) -> Re
             } else {
                 scim.list_groups(&base, params).await
             }
+        }
+        [".search"] => {
+            query.finish()?;
+            let (_, base, body) = call.json().await?;
+            let params = search_params(&body)?;
+            // Users first, then groups, each in id order.
+            let mut pager = Pager::new(&params);
+            scim.find_users(&base, params.filter.as_ref(), &mut pager).await?;
+            scim.find_groups(&base, params.filter.as_ref(), &mut pager).await?;
+            Ok(pager.response(&params.projection))
         }
         ["Users" | "Groups", ".search"] => {
             query.finish()?;

@@ -51,14 +51,15 @@ fn user_schema() -> Value {
         "attributes": [
             with(attr("userName", "string", "The principal id: 1-128 characters from A-Z a-z 0-9 . _ @ : - (not . or ..); cannot change"),
                 json!({"required": true, "caseExact": true, "uniqueness": "server", "mutability": "immutable"})),
-            attr("displayName", "string", "The name shown for this person (name.formatted when absent)"),
-            with(attr("emails", "complex", "One email address is kept: the primary one, else the work one, else the first"),
+            with(attr("displayName", "string", "The name shown for this person (accepted absent: then name.formatted, else name.givenName name.familyName, else userName)"),
+                json!({"required": true})),
+            with(attr("emails", "complex", "One email address is kept: the primary one (`primary` is read, not returned), else the work one, else the first"),
                 json!({"multiValued": true, "subAttributes": [
                     attr("value", "string", "The address"),
                     with(attr("type", "string", "Its kind"), json!({"canonicalValues": ["work"]})),
-                    attr("primary", "boolean", "Whether it is the primary address"),
                 ]})),
-            attr("active", "boolean", "false: the person's personal tokens are refused until reactivated"),
+            with(attr("active", "boolean", "false: the person's personal tokens are refused until reactivated (accepted absent: true)"),
+                json!({"required": true})),
         ],
         "meta": {"resourceType": "Schema", "location": format!("/scim/v2/Schemas/{USER_URN}")},
     })

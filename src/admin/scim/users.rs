@@ -4,7 +4,7 @@
 //! |----------------------------------------|--------------------------------------------------|
 //! | `id`, `userName`                       | `id` (must be a valid principal id; cannot change) |
 //! | `displayName` (else `name.formatted`, else `name.givenName name.familyName`, else `userName`) | `display_name` |
-//! | `emails`: the primary one, else `type: work`, else the first | `email`                  |
+//! | `emails`: the primary one, else `type: work`, else the first (returned as `type: work`) | `email` |
 //! | `active`                               | `!deactivated`                                   |
 //! | `externalId`                           | `external_id`                                    |
 //! | enterprise `organization` (else `scim.org` on creation and replacement) | `org`          |
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::error::ScimError;
-use super::filter::{AttrPath, get_ci};
+use super::filter::{AttrPath, Filter, get_ci};
 use super::list::{ListParams, Pager, Projection};
 use super::patch::{self, Operation};
 use super::routes::{MAX_SCAN, check_if_match, require_schema, resource_response, version_of};
@@ -53,7 +53,7 @@ pub fn render(p: &Principal, base: &str) -> Value {
         doc["externalId"] = e.clone().into();
     }
     if let Some(email) = &p.email {
-        doc["emails"] = json!([{"value": email, "type": "work", "primary": true}]);
+        doc["emails"] = json!([{"value": email, "type": "work"}]);
     }
     if let Some(org) = &p.org {
         doc["schemas"] = json!([USER_URN, ENTERPRISE_URN]);
@@ -229,8 +229,19 @@ impl Scim {
 
     pub(super) async fn list_users(&self, base: &str, params: ListParams) -> Result<Response<Full<Bytes>>, ScimError> {
         let mut pager = Pager::new(&params);
+        self.find_users(base, params.filter.as_ref(), &mut pager).await?;
+        Ok(pager.response(&params.projection))
+    }
+
+    /// Offers every user `filter` matches to `pager`, in id order.
+    pub(super) async fn find_users(
+        &self,
+        base: &str,
+        filter: Option<&Filter>,
+        pager: &mut Pager,
+    ) -> Result<(), ScimError> {
         // `userName eq` and `id eq`: one read, no scan.
-        if let Some((attr, value)) = params.filter.as_ref().and_then(|f| f.equality())
+        if let Some((attr, value)) = filter.and_then(|f| f.equality())
             && (attr.name.eq_ignore_ascii_case("userName") || attr.name.eq_ignore_ascii_case("id"))
         {
             if valid_subject_id(value)
@@ -238,7 +249,7 @@ impl Scim {
             {
                 pager.push(render(&p, base));
             }
-            return Ok(pager.response(&params.projection));
+            return Ok(());
         }
         let mut after: Option<String> = None;
         let mut scanned = 0;
@@ -250,16 +261,15 @@ impl Scim {
             }
             for p in &page.items {
                 let doc = render(p, base);
-                if params.filter.as_ref().is_none_or(|f| f.matches(doc.as_object().expect("an object"), case_exact)) {
+                if filter.is_none_or(|f| f.matches(doc.as_object().expect("an object"), case_exact)) {
                     pager.push(doc);
                 }
             }
             match page.next_cursor {
                 Some(c) => after = Some(c),
-                None => break,
+                None => return Ok(()),
             }
         }
-        Ok(pager.response(&params.projection))
     }
 
     fn default_org(&self) -> Option<String> {
