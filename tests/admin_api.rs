@@ -832,3 +832,39 @@ async fn encoded_paths_and_queries_mean_their_plain_forms() {
         a.op(Method::PUT, "/v1/principals/zoe", Some(json!({"display_name": "Zoë Ünal 山田 🙂", "roles": []}))).await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn principals_are_listed_by_id_for_operators_only() {
+    let a = Admin::start("").await;
+    for id in ["carol", "alice", "bob@example.com", "Zed"] {
+        a.principal(id, None, &["viewer"]).await;
+    }
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/principals?limit=3&cursor={c}"),
+            None => "/v1/principals?limit=3".to_string(),
+        };
+        let r = a.op(Method::GET, &path, None).await;
+        assert_eq!(r.status, 200);
+        let v = r.json();
+        ids.extend(v["principals"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_string()));
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["Zed", "alice", "bob@example.com", "carol"], "ordered by id, bytewise");
+    // A person cannot list people, even with a valid personal token.
+    let token = a.create(OPERATOR_KEY, json!({"name": "t", "expires_in_days": 30, "owner": "alice"})).await;
+    let r = a.call(Method::GET, "/v1/principals", token["token"].as_str().unwrap(), None).await;
+    assert_eq!((r.status.as_u16(), error_code(&r)), (403, "forbidden".to_string()));
+    for bad in
+        ["/v1/principals?limit=0", "/v1/principals?limit=201", "/v1/principals?cursor=a%20b", "/v1/principals?x=1"]
+    {
+        let r = a.op(Method::GET, bad, None).await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    assert_eq!(a.op(Method::POST, "/v1/principals", Some(json!({}))).await.status, 405);
+}

@@ -127,6 +127,12 @@ async fn the_server_matches_its_openapi_document() {
     )
     .await;
     call(&a, &mut spec, Method::GET, "/v1/principals/alice", None).await;
+    call(&a, &mut spec, Method::PUT, "/v1/principals/bob", Some(json!({"display_name": "Bob", "roles": ["viewer"]})))
+        .await;
+    let page = call(&a, &mut spec, Method::GET, "/v1/principals?limit=1", None).await;
+    assert_eq!(page.json()["next_cursor"], "alice");
+    call(&a, &mut spec, Method::GET, "/v1/principals?cursor=alice", None).await;
+    call(&a, &mut spec, Method::GET, "/v1/principals?limit=0", None).await; // 400
     let created = call(
         &a,
         &mut spec,

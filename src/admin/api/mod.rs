@@ -5,7 +5,7 @@
 //! | `mod.rs`          | the [`Api`] handle, routing ([`Api::handle`]: 404, 405, `Allow`), session |
 //! | [`input`]         | the query parser, JSON bodies and their serde helpers, shared validators  |
 //! | `tokens.rs`       | `/v1/tokens`: list, create, show, delete, lifecycle actions, rotation     |
-//! | `principals.rs`   | `/v1/principals/{id}`                                                     |
+//! | `principals.rs`   | `/v1/principals` (list) and `/v1/principals/{id}`                         |
 //! | `audit.rs`        | `/v1/audit`                                                               |
 //!
 //! What it may use: the caller's identity and rules ([`super::access`]), the error type
@@ -63,6 +63,7 @@ fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
         ["tokens", _] => "GET, DELETE",
         ["tokens", _, "suspend" | "activate" | "revoke" | "restore" | "rotate"] => "POST",
         ["tokens", _, "limits"] => "PUT",
+        ["principals"] => "GET",
         ["principals", _] => "GET, PUT, DELETE",
         _ => return None,
     })
@@ -90,7 +91,7 @@ impl Api {
             return Err(ApiError::MethodNotAllowed(allow));
         }
         let query = match (segments, method) {
-            (["tokens"] | ["audit"], &Method::GET) => query,
+            (["tokens"] | ["audit"] | ["principals"], &Method::GET) => query,
             _ => query.finish().map(|()| Query::default())?,
         };
         match (segments, method) {
@@ -107,6 +108,7 @@ impl Api {
                 self.set_limits(caller, id, input::read_required_json(headers, body, max).await?).await
             }
             (["tokens", id, action], &Method::POST) => self.act(caller, parse_id(id)?, action, headers, body).await,
+            (["principals"], _) => self.list_principals(caller, query).await,
             (["principals", id], m) => self.principal(caller, m, id, headers, body).await,
             (["audit"], _) => self.audit(caller, query).await,
             _ => Err(ApiError::NotFound("no such endpoint".into())),

@@ -1,5 +1,5 @@
-//! `/v1/principals/{id}`: the people tokens belong to (operators manage them; a person may
-//! read their own).
+//! `/v1/principals` and `/v1/principals/{id}`: the people tokens belong to (operators list and
+//! manage them; a person may read their own).
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -7,8 +7,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Deserialize;
 
-use super::input::{self, Empty, dedup, not_null, read_json, subject_id, validate_roles, validate_text};
-use super::{Api, no_content};
+use super::input::{self, Empty, Query, dedup, not_null, read_json, subject_id, validate_roles, validate_text};
+use super::{Api, DEFAULT_LIMIT, no_content};
 use crate::admin::access::Caller;
 use crate::admin::error::ApiError;
 use crate::net::json::json_response;
@@ -25,7 +25,43 @@ struct PutPrincipal {
     limits: Option<serde_json::Value>,
 }
 
+/// Largest page of `GET /v1/principals`.
+const MAX_LIMIT: usize = 200;
+
+#[derive(serde::Serialize)]
+struct PrincipalList {
+    principals: Vec<Principal>,
+    /// The last id of this page when more may follow: pass it back as `cursor`.
+    next_cursor: Option<String>,
+}
+
 impl Api {
+    /// `GET /v1/principals`: a page of principals ordered by id (operators only).
+    pub(super) async fn list_principals(
+        &self,
+        caller: &Caller,
+        mut query: Query,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        let mut limit = DEFAULT_LIMIT;
+        if let Some(l) = query.take("limit") {
+            limit = l
+                .parse()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| ApiError::bad("limit", format!("a number from 1 to {MAX_LIMIT}")))?;
+        }
+        let cursor = query.take("cursor");
+        if let Some(c) = &cursor {
+            subject_id("cursor", c)?;
+        }
+        query.finish()?;
+        if !caller.is_operator() {
+            return Err(ApiError::Forbidden("only operators list principals".into()));
+        }
+        let page = self.store.list_principals(cursor.as_deref(), limit).await?;
+        Ok(json_response(StatusCode::OK, &PrincipalList { principals: page.items, next_cursor: page.next_cursor }))
+    }
+
     /// `GET`, `PUT` or `DELETE /v1/principals/{id}`.
     pub(super) async fn principal(
         &self,

@@ -51,7 +51,7 @@ use crate::config::{Config, Secret};
 use crate::store::Store;
 use error::ScimError;
 
-pub use filter::{MAX_FILTER_BYTES, parse_filter};
+pub use filter::{AttrPath, MAX_FILTER_BYTES, parse_filter};
 pub use path::parse_patch_path;
 
 /// The actor recorded in audit events of changes made through SCIM.
