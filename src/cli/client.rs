@@ -67,12 +67,18 @@ pub struct AdminClient {
 impl AdminClient {
     /// The admin key when given, otherwise the personal token; neither is an error.
     pub fn new(args: &TokenArgs) -> Result<Self, CliError> {
-        let credential = args.admin_key.clone().or_else(|| args.token.clone()).ok_or_else(|| {
+        Self::connect(&args.admin_url, args.admin_key.clone(), args.token.clone())
+    }
+
+    /// A client of the admin listener at `admin_url`, with the admin key when given, otherwise
+    /// the personal token.
+    pub fn connect(admin_url: &str, admin_key: Option<String>, token: Option<String>) -> Result<Self, CliError> {
+        let credential = admin_key.or(token).ok_or_else(|| {
             CliError::Failed(
                 "no credential: set TOKENGATE_ADMIN_KEY (operators) or TOKENGATE_TOKEN (your personal token)".into(),
             )
         })?;
-        Ok(Self { base: args.admin_url.trim_end_matches('/').to_string(), credential, http: http_client() })
+        Ok(Self { base: admin_url.trim_end_matches('/').to_string(), credential, http: http_client() })
     }
 
     /// Sends a request and reads the successful answer as `T`.

@@ -6,6 +6,7 @@
 //! | `mod.rs`          | the clap definitions, [`run`] (one command to one exit code), [`complete`] |
 //! | [`client`]        | the admin API's HTTP client, [`client::CliError`] and its one-line errors |
 //! | [`token`]         | `tokengate token ...`: tables, prompts, printing a secret once         |
+//! | [`principal`]     | `tokengate principal ...`: list, show, set, delete people              |
 //! | [`healthcheck`]   | `tokengate healthcheck`                                               |
 //! | [`demo`]          | `tokengate demo` and `tokengate echo`                                 |
 //! | [`store`]         | `tokengate store migrate`                                             |
@@ -19,6 +20,7 @@
 pub mod client;
 pub mod demo;
 pub mod healthcheck;
+pub mod principal;
 pub mod store;
 pub mod token;
 
@@ -51,6 +53,8 @@ pub enum Command {
     CheckConfig(ConfigArg),
     /// Manage tokens through a running tokengate's admin port.
     Token(TokenArgs),
+    /// Manage principals (the people tokens belong to) through the admin port (operators).
+    Principal(PrincipalArgs),
     /// Maintain the configured token store directly (not through the admin port).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -114,6 +118,61 @@ pub struct TokenArgs {
     pub token: Option<String>,
     #[command(subcommand)]
     pub command: TokenCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct PrincipalArgs {
+    /// The admin listener's URL.
+    #[arg(long, global = true, env = "TOKENGATE_ADMIN_URL", default_value = "http://127.0.0.1:9091")]
+    pub admin_url: String,
+    /// An operator key.
+    #[arg(long, global = true, env = "TOKENGATE_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Your personal token (`show` of yourself only), used when no admin key is given.
+    #[arg(long, global = true, env = "TOKENGATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: PrincipalCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrincipalCommand {
+    /// List principals, ordered by id.
+    List {
+        /// The most principals to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one principal.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or replace a principal: everything not given is cleared (PUT).
+    Set {
+        id: String,
+        /// The name shown for them.
+        #[arg(long)]
+        name: String,
+        /// Their organization.
+        #[arg(long)]
+        org: Option<String>,
+        /// A role they hold (repeatable; none: no roles).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a principal and revoke their personal tokens. Asks you to type the id unless
+    /// --yes.
+    Delete {
+        id: String,
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// A token's limits, as command-line flags.
@@ -234,6 +293,7 @@ pub fn run(command: Command, env: &BTreeMap<String, String>) -> ExitCode {
     let error = |e: &CliError| eprintln!("error: {e}");
     match command {
         Command::Token(args) => complete(small_runtime(), token::run(args), error),
+        Command::Principal(args) => complete(small_runtime(), principal::run(args), error),
         Command::Healthcheck(args) => {
             complete(small_runtime(), healthcheck::run(&args.url, args.timeout), |e| eprintln!("unhealthy: {e}"))
         }
