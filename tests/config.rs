@@ -542,4 +542,10 @@ fn the_scim_credential_and_organization() {
     refused(&format!("{BASE}scim:\n  token_file: /nonexistent/scim\n"), "scim.token_file", "cannot read");
     refused(&format!("{BASE}scim:\n  org: \"a b\"\n"), "scim.org", "not an organization id");
     refused(&format!("{BASE}scim:\n  tokens: x\n"), "scim.tokens", "unknown field");
+    refused_with_env(
+        BASE,
+        &[("TOKENGATE_SCIM_TOKEN", token), ("TOKENGATE_ADMIN_KEYS", &format!("other-key-0123456789,{token}"))],
+        "scim.token_file",
+        "differ from every admin key",
+    );
 }

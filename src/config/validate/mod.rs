@@ -55,6 +55,10 @@ pub(super) fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx
     let audit = validate_audit(raw.audit.unwrap_or_default(), ctx)?;
     let identity = validate_identity(raw.identity.unwrap_or_default(), &roles, ctx)?;
     let scim = validate_scim(raw.scim.unwrap_or_default(), env, ctx)?;
+    if scim.token.as_ref().is_some_and(|t| admin.keys.contains(t.expose())) {
+        // Otherwise an admin key would open /scim/v2 (and the SCIM token /v1).
+        return Err(ctx.error("scim.token_file", "the SCIM token must differ from every admin key"));
+    }
     let shutdown = validate_shutdown(raw.shutdown.unwrap_or_default(), ctx)?;
     let runtime = validate_runtime(raw.runtime.unwrap_or_default(), ctx)?;
     let log = validate_log(raw.log.unwrap_or_default(), ctx)?;
