@@ -149,11 +149,14 @@ pub fn parse_attr_path(word: &str) -> Result<AttrPath, String> {
     if let Some(urn) = EXTENSION_URNS.iter().find(|u| u.eq_ignore_ascii_case(word)) {
         return Ok(AttrPath { urn: None, name: urn.to_string(), sub: None });
     }
-    let (urn, rest) = if word.len() > 4 && word[..4].eq_ignore_ascii_case("urn:") {
+    // Compared as bytes: `word` may hold any text, and a prefix of it need not end on a
+    // character boundary (found by the scim_filter fuzz target).
+    let b = word.as_bytes();
+    let (urn, rest) = if b.len() > 4 && b[..4].eq_ignore_ascii_case(b"urn:") {
         let known = CORE_URNS.iter().map(|u| (*u, false)).chain(EXTENSION_URNS.iter().map(|u| (*u, true)));
         let mut found = None;
         for (u, ext) in known {
-            if word.len() > u.len() && word[..u.len()].eq_ignore_ascii_case(u) && word.as_bytes()[u.len()] == b':' {
+            if b.len() > u.len() && b[..u.len()].eq_ignore_ascii_case(u.as_bytes()) && b[u.len()] == b':' {
                 found = Some((ext.then_some(u), &word[u.len() + 1..]));
                 break;
             }
@@ -380,6 +383,7 @@ mod tests {
             "not userName pr",
             "userName eq \"\\u00\"",
             "userName\u{0} pr",
+            "urn:\u{71b}i pr",
             deep.as_str(),
             many.as_str(),
             long.as_str(),

@@ -64,6 +64,9 @@ mod tests {
         let p = parse_patch_path("urn:ietf:params:scim:schemas:core:2.0:User:name.givenName").unwrap();
         assert_eq!((p.attr.urn, p.attr.name.as_str(), p.attr.sub.as_deref()), (None, "name", Some("givenName")));
         assert_eq!(parse_patch_path(r#"members[value eq "x"]"#).unwrap().attr.sub, None);
+        // Not a character boundary four bytes in (found by the scim_filter fuzz target).
+        assert!(parse_patch_path("\u{0}\u{0}\u{0}\u{71b}i").is_err());
+        assert!(parse_patch_path("urn\u{e9}\u{e9}").is_err());
         for bad in
             ["", "a b", "emails[type eq \"work\"", "emails]x[", "emails[type eq \"w\"]value", "name.x[a pr]", "a..b"]
         {

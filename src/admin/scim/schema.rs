@@ -131,7 +131,6 @@ pub fn resource_types() -> Vec<Value> {
 pub fn service_provider_config() -> Value {
     json!({
         "schemas": [SPC_URN],
-        "documentationUri": "https://github.com/tokengate/tokengate/blob/main/docs/scim.md",
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": MAX_COUNT},
