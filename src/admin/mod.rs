@@ -38,6 +38,7 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod signin;
 mod ui;
 pub mod views;
 pub mod webhook;
@@ -76,6 +77,7 @@ struct Inner {
     draining: AtomicBool,
     auth: Authenticator,
     api: Api,
+    signin: signin::SignIn,
     /// Permits for `/v1` calls in progress.
     calls: tokio::sync::Semaphore,
 }
@@ -105,7 +107,8 @@ fn cross_site(req: &Request<Incoming>) -> bool {
 impl Admin {
     pub fn new(store: Store, registry: Registry, auth: Authenticator, api: Api) -> Self {
         let calls = tokio::sync::Semaphore::new(api.config.admin.max_concurrent_calls);
-        Self { inner: Arc::new(Inner { store, registry, draining: AtomicBool::new(false), auth, api, calls }) }
+        let signin = signin::SignIn::new(&api.config, store.clone(), auth.clone());
+        Self { inner: Arc::new(Inner { store, registry, draining: AtomicBool::new(false), auth, api, signin, calls }) }
     }
 
     /// From now on readiness reports "draining" so load balancers stop sending traffic.
@@ -113,13 +116,15 @@ impl Admin {
         self.inner.draining.store(true, Ordering::Release);
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, _conn: ConnInfo) -> Response<Full<Bytes>> {
-        match self.route(req).await {
+    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Full<Bytes>> {
+        match self.route(req, conn).await {
             Ok(r) => r,
             Err(e) => {
                 match &e {
                     ApiError::StoreUnavailable(reason) => tracing::warn!(%reason, "token store unavailable"),
                     ApiError::StoreCorrupt(reason) => tracing::error!(%reason, "corrupt record in the token store"),
+                    ApiError::Provider(reason) => tracing::warn!(%reason, "sign-in: the identity provider failed"),
+                    ApiError::SignIn(reason) => tracing::info!(%reason, "sign-in refused"),
                     _ => {}
                 }
                 e.response()
@@ -127,7 +132,7 @@ impl Admin {
         }
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
+    async fn route(&self, req: Request<Incoming>, conn: ConnInfo) -> Result<Response<Full<Bytes>>, ApiError> {
         let path = req.uri().path().to_string();
         let decoded = path
             .trim_start_matches('/')
@@ -144,10 +149,28 @@ impl Admin {
                     return Err(ApiError::Forbidden("cross-site requests are refused".into()));
                 }
                 let query = api::Query::parse(req.uri().query())?;
-                let caller =
-                    Caller::identify(req.headers(), &self.inner.api.config.admin.keys, &self.inner.auth).await?;
+                let i = &self.inner;
+                let (caller, set_cookie) = Caller::identify(
+                    req.headers(),
+                    conn.peer.ip(),
+                    !read_only,
+                    &i.api.config.admin.keys,
+                    &i.auth,
+                    &i.signin,
+                )
+                .await?;
                 let (parts, body) = req.into_parts();
-                self.inner.api.handle(&caller, &parts.method, rest, query, &parts.headers, body).await
+                let mut response = i.api.handle(&caller, &parts.method, rest, query, &parts.headers, body).await?;
+                if let Some(cookie) = set_cookie {
+                    response.headers_mut().append(http::header::SET_COOKIE, cookie);
+                }
+                Ok(response)
+            }
+            ["auth", rest @ ..] => {
+                if !read_only && cross_site(&req) {
+                    return Err(ApiError::Forbidden("cross-site requests are refused".into()));
+                }
+                self.inner.signin.handle(req.method(), rest, req.uri().query(), req.headers()).await
             }
             _ if !read_only => match segments.as_slice() {
                 ["healthz" | "readyz" | "metrics" | ""] | ["assets", _] => Err(ApiError::MethodNotAllowed("GET, HEAD")),

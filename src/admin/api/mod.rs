@@ -118,15 +118,28 @@ impl Api {
         let c = &self.config;
         let who = match caller {
             Caller::Operator => serde_json::json!({ "kind": "operator" }),
-            Caller::Person { principal, roles, scopes } => serde_json::json!({
-                "kind": "person",
-                "id": principal.id,
-                "display_name": principal.display_name,
-                "org": principal.org,
-                "roles": roles,
-                "scopes": scopes,
-                "admin_of": caller.admin_of(),
-            }),
+            Caller::Person { principal, roles, scopes, admin, via } => {
+                use crate::admin::signin::Via;
+                let (signed_in, csrf) = match via {
+                    None => ("token", None),
+                    Some(Via::Cookie { csrf }) => ("session", Some(csrf)),
+                    Some(Via::Cli) => ("cli", None),
+                    Some(Via::Headers) => ("headers", None),
+                };
+                serde_json::json!({
+                    "kind": "person",
+                    "id": principal.id,
+                    "display_name": principal.display_name,
+                    "email": principal.email,
+                    "org": principal.org,
+                    "roles": roles,
+                    "scopes": scopes,
+                    "admin_of": caller.admin_of(),
+                    "admin": admin.map(|a| a.as_str()),
+                    "signed_in_with": signed_in,
+                    "csrf_token": csrf,
+                })
+            }
         };
         json_response(
             StatusCode::OK,

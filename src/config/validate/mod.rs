@@ -51,7 +51,7 @@ pub(super) fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx
     let last_used = validate_last_used(raw.last_used.unwrap_or_default(), ctx)?;
     let notifications = validate_notifications(raw.notifications.unwrap_or_default(), env, ctx)?;
     let audit = validate_audit(raw.audit.unwrap_or_default(), ctx)?;
-    let identity = validate_identity(raw.identity.unwrap_or_default(), &roles, ctx)?;
+    let identity = validate_identity(raw.identity.unwrap_or_default(), &roles, env, ctx)?;
     let shutdown = validate_shutdown(raw.shutdown.unwrap_or_default(), ctx)?;
     let runtime = validate_runtime(raw.runtime.unwrap_or_default(), ctx)?;
     let log = validate_log(raw.log.unwrap_or_default(), ctx)?;
