@@ -571,8 +571,25 @@ try {
   await phonePage.click('#show-tokens');
   await phonePage.getByRole('button', { name: 'Details of rotating', exact: true }).click();
   await phonePage.locator('#detail-list dd').first().waitFor();
-  const detailBox = await phonePage.locator('#detail-dialog').boundingBox();
-  assert.ok(detailBox.x >= 0 && detailBox.x + detailBox.width <= 390, 'the detail dialog fits: ' + JSON.stringify(detailBox));
+  const fits = async (id) => {
+    const b = await phonePage.locator(id).boundingBox();
+    assert.ok(b.x >= 0 && b.y >= 0 && b.x + b.width <= 390 && b.y + b.height <= 844, id + ' fits at 390 px: ' + JSON.stringify(b));
+  };
+  await fits('#detail-dialog');
+  await phonePage.click('#detail-close');
+  await phonePage.getByRole('button', { name: 'Edit limits of phone-token', exact: true }).click();
+  await phonePage.locator('#limits-dialog[open]').waitFor();
+  await fits('#limits-dialog');
+  await phonePage.click('#limits-cancel');
+  await phonePage.getByRole('button', { name: 'Rotate phone-token', exact: true }).click();
+  await phonePage.locator('#rotate-dialog[open]').waitFor();
+  await fits('#rotate-dialog');
+  await phonePage.click('#rotate-cancel');
+  await phonePage.getByRole('button', { name: 'Revoke phone-token', exact: true }).click();
+  await phonePage.locator('#confirm-dialog[open]').waitFor();
+  await fits('#confirm-dialog');
+  await phonePage.keyboard.press('Escape');
+  assert.ok((await width()).every((w) => w <= 390), 'still no horizontal overflow: ' + (await width()));
   await phone.close();
   assert.deepEqual(failures, [], 'no script errors in the page');
   console.log('tokens page: all checks passed');
