@@ -832,3 +832,41 @@ async fn encoded_paths_and_queries_mean_their_plain_forms() {
         a.op(Method::PUT, "/v1/principals/zoe", Some(json!({"display_name": "Zoë Ünal 山田 🙂", "roles": []}))).await;
     assert_eq!(r.status, 200);
 }
+
+/// What the Tokens page's picker is built from: an operator's session names the configured roles
+/// and the scopes the route rules require (sorted, once each); a person's, what their token
+/// holds. A token's view names the last use's client address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_offers_what_may_be_granted_and_views_name_the_last_client() {
+    let routes = "routes:\n  - path: /prod\n    scopes: [env:prod, account]\n  - path: /deploy\n    scopes: [env:prod]\n  - path: /open\n    public: true\nlast_used:\n  flush_interval: 50ms\n";
+    let a = Admin::start(routes).await;
+    a.principal("alice", Some("acme"), &["viewer", "admin"]).await;
+    let session = a.op(Method::GET, "/v1/session", None).await.json();
+    assert_eq!(session["roles"], json!(["viewer", "developer", "admin"]));
+    assert_eq!(session["scopes"], json!(["account", "env:prod"]));
+    let created = a
+        .create(
+            OPERATOR_KEY,
+            json!({"name": "s", "expires_in_days": 30, "owner": "alice", "roles": ["viewer", "admin"], "scopes": ["env:prod"]}),
+        )
+        .await;
+    let secret = created["token"].as_str().unwrap();
+    assert_eq!(created["last_used_from"], Value::Null, "null, not absent");
+    let session = a.call(Method::GET, "/v1/session", secret, None).await.json();
+    assert_eq!(session["caller"]["roles"], json!(["viewer", "admin"]));
+    assert_eq!(session["caller"]["scopes"], json!(["env:prod"]));
+    assert_eq!(session["caller"]["admin_of"], "acme");
+
+    assert_eq!(get(&a.gate.url("/x"), &[("authorization", &bearer(secret))]).await.status, 200);
+    let path = format!("/v1/tokens/{}", created["id"].as_str().unwrap());
+    let mut view = Value::Null;
+    for _ in 0..100 {
+        view = a.op(Method::GET, &path, None).await.json();
+        if !view["last_used_at"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!view["last_used_at"].is_null(), "{view}");
+    assert_eq!(view["last_used_from"], "127.0.0.1");
+}

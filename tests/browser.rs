@@ -15,8 +15,12 @@ async fn the_tokens_page_creates_shows_once_revokes_and_deletes() {
             && std::path::Path::new("tests/e2e/node_modules/playwright-core").exists(),
         "the browser test needs Debian's chromium and `npm ci --prefix tests/e2e`; ./scripts/test.sh installs both"
     );
-    let a = Admin::start("").await;
+    // A route rule naming a scope (offered to operators in the picker); uses recorded at once.
+    let a =
+        Admin::start("routes:\n  - path: /prod\n    scopes: [env:prod]\nlast_used:\n  flush_interval: 50ms\n").await;
     a.principal("alice", Some("acme"), &["viewer"]).await;
+    // A path prefix for the screenshots, e.g. docs/screenshots/tokens (writes tokens-light.png,
+    // tokens-dark.png, tokens-390.png, tokens-390-secret.png).
     let screenshot = std::env::var("TOKENGATE_SCREENSHOT").unwrap_or_default();
     let run = tokio::process::Command::new("node")
         .arg("tests/e2e/tokens_page.mjs")
@@ -27,7 +31,7 @@ async fn the_tokens_page_creates_shows_once_revokes_and_deletes() {
         .env("SCREENSHOT", screenshot)
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the browser test finishes").unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(240), run).await.expect("the browser test finishes").unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "browser test failed:\n{stdout}\n{stderr}");

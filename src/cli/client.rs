@@ -87,6 +87,18 @@ impl AdminClient {
             .map_err(|e| CliError::Failed(format!("unexpected answer from the admin API for {path}: {e}")))
     }
 
+    /// Like [`AdminClient::call`], but `Ok(None)` when the answer is 404 (no such resource).
+    pub async fn call_optional<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<Option<T>, CliError> {
+        let (status, bytes) = self.exchange(method, path, None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let bytes = success(status, bytes)?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| CliError::Failed(format!("unexpected answer from the admin API for {path}: {e}")))
+    }
+
     /// Sends a request whose successful answer has no body (`204 No Content`).
     pub async fn call_no_content(&self, method: Method, path: &str, body: Option<Value>) -> Result<(), CliError> {
         self.send(method, path, body).await.map(drop)
@@ -94,6 +106,12 @@ impl AdminClient {
 
     /// The body of a successful answer; any other answer becomes [`describe_error`]'s line.
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Bytes, CliError> {
+        let (status, bytes) = self.exchange(method, path, body).await?;
+        success(status, bytes)
+    }
+
+    /// The answer's status and body, whatever the status.
+    async fn exchange(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Bytes), CliError> {
         let url = format!("{}{path}", self.base);
         let mut req = http::Request::builder()
             .method(method)
@@ -116,12 +134,17 @@ impl AdminClient {
             .await
             .map_err(|e| CliError::Failed(format!("reading the response: {e}")))?
             .to_bytes();
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Err(CliError::Failed(describe_error(status, &value)))
+        Ok((status, bytes))
     }
+}
+
+/// The body of a successful answer; any other becomes [`describe_error`]'s line.
+fn success(status: StatusCode, bytes: Bytes) -> Result<Bytes, CliError> {
+    if status.is_success() {
+        return Ok(bytes);
+    }
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Err(CliError::Failed(describe_error(status, &value)))
 }
 
 /// The server's error body (`{"error": {"message", "field"}}`) as one line.

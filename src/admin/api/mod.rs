@@ -113,7 +113,9 @@ impl Api {
         }
     }
 
-    /// `GET /v1/session`: who the caller is and what the Tokens page may offer them.
+    /// `GET /v1/session`: who the caller is and what the Tokens page may offer them: `roles` are
+    /// the configured roles and `scopes` those the route rules require (an operator picks from
+    /// these); a person picks from `caller.roles` and `caller.scopes`, what their token holds.
     fn session(&self, caller: &Caller) -> Response<Full<Bytes>> {
         let c = &self.config;
         let who = match caller {
@@ -147,6 +149,7 @@ impl Api {
                 "caller": who,
                 "expiry_days": c.tokens.expiry_days,
                 "roles": c.roles,
+                "scopes": c.routes.scopes(),
                 "default_roles": c.tokens.default_roles,
                 "allow_restore": c.tokens.allow_restore,
             }),
