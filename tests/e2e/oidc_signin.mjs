@@ -37,12 +37,15 @@ try {
   // Sign in at the provider's own login form.
   let callbacks = [];
   page.on('request', (r) => { if (r.url().includes('/auth/callback')) callbacks.push(r.url()); });
-  await page.goto(ADMIN_URL + methods.body.login_url + '?return_to=/');
+  // The page offers the provider; its link starts the sign-in.
+  await page.getByRole('link', { name: 'Sign in with your company account' }).click();
   assert.ok(!page.url().startsWith(ADMIN_URL), 'redirected to the provider: ' + page.url() + ' ' + (await page.content()).slice(0, 500));
   await page.fill('input[name="login"]', 'alice');
   await page.fill('input[name="password"]', 'anything');
   await page.click('button[type="submit"]');
   await page.waitForURL(ADMIN_URL + '/', { timeout: 15000 });
+  // The page recognises the session cookie without any pasted key.
+  await page.getByText('Signed in as Alice Example (alice)').waitFor({ timeout: 10000 });
 
   const cookies = await context.cookies(ADMIN_URL);
   const session = cookies.find((c) => c.name === 'tokengate_session');
@@ -81,10 +84,18 @@ try {
   assert.equal(echoed['x-auth-roles'], 'developer');
   assert.equal(echoed['x-auth-scopes'], 'env:staging');
 
-  // The page lists it for the signed-in person.
+  // The page lists it for the signed-in person, and creates one through its own form (the
+  // form sends the CSRF header).
   const list = await api('GET', '/v1/tokens', null);
   assert.ok(list.body.tokens.some((t) => t.name === 'from-sso'));
-  if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT + '/signed-in.png' });
+  await page.reload();
+  await page.getByText('Signed in as Alice Example (alice)').waitFor();
+  await page.fill('#create-name', 'made-in-the-page');
+  await page.click('#create-form button[type="submit"]');
+  await page.locator('dialog[open]').first().waitFor();
+  const listed = await api('GET', '/v1/tokens', null);
+  assert.ok(listed.body.tokens.some((t) => t.name === 'made-in-the-page'), JSON.stringify(listed.body));
+  await page.keyboard.press('Escape');
 
   // A tampered cookie is refused (and not a sign-in as anyone).
   const tampered = { ...session, value: session.value.slice(0, -4) + (session.value.endsWith('AAAA') ? 'BBBB' : 'AAAA') };
@@ -106,7 +117,8 @@ try {
 
   // Sign out: the CSRF value is required, then the session is gone.
   assert.equal((await api('POST', '/auth/logout', null)).status, 403);
-  assert.equal((await api('POST', '/auth/logout', null, { 'x-csrf-token': csrf })).status, 204);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('link', { name: 'Sign in with your company account' }).waitFor();
   assert.equal((await api('GET', '/v1/session', null)).status, 401);
   assert.ok(!(await context.cookies(ADMIN_URL)).some((c) => c.name === 'tokengate_session' && c.value));
   console.log('oidc sign-in: all checks passed');

@@ -24,7 +24,13 @@ class ApiError extends Error {
 // The one way to the admin API: authentication, JSON in and out, errors as ApiError. A 401
 // once signed in ends the session (the credential was revoked or expired meanwhile).
 async function call(method, path, body) {
-  const headers = { Authorization: 'Bearer ' + sessionStorage.getItem(STORAGE_KEY) };
+  const headers = {};
+  const key = sessionStorage.getItem(STORAGE_KEY);
+  if (key) headers.Authorization = 'Bearer ' + key;
+  // Signed in without a key (the session cookie, or an auth proxy's headers): changes carry
+  // the CSRF value the session handed out.
+  const caller = session && session.caller;
+  if (!key && caller && method !== 'GET') headers['X-CSRF-Token'] = caller.csrf_token || '1';
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
   const data = response.status === 204 ? null : await response.json().catch(() => null);
@@ -438,11 +444,13 @@ function kindChanged() {
   $('org-note').textContent = org && !operator ? 'For the organization ' + caller.admin_of + ': it keeps working whoever leaves.' : '';
 }
 
-// Reads the session and shows the page; `first`: right after the person typed a credential.
-async function start(first) {
+// Reads the session and shows the page; `first`: right after the person typed a credential;
+// `quiet`: a first look for a sign-in cookie or proxy headers (no message when there is none).
+async function start(first, quiet) {
   try {
     session = await call('GET', '/v1/session');
   } catch (e) {
+    if (quiet && e.status === 401) return signOut();
     signOut(e.status === 401
       ? (first ? 'That admin key or token was not accepted. Check it and paste it again.'
         : 'Your sign-in is no longer valid (the token may have been revoked or has expired). Sign in again.')
@@ -467,6 +475,14 @@ async function signIn(credential) {
   sessionStorage.setItem(STORAGE_KEY, credential);
   $('sign-in-error').textContent = '';
   await start(true);
+}
+
+// Ends a cookie session at the server too (the cookie is HttpOnly), then shows the sign-in.
+async function endSession() {
+  if (session && session.caller.signed_in_with === 'session') {
+    await call('POST', '/auth/logout').catch(() => {});
+  }
+  signOut();
 }
 
 function signOut(message) {
@@ -517,7 +533,7 @@ document.addEventListener('DOMContentLoaded', () => {
     $('credential').value = '';
     await signIn(credential);
   });
-  $('sign-out').addEventListener('click', () => signOut());
+  $('sign-out').addEventListener('click', endSession);
 
   $('create-form').addEventListener('submit', createToken);
   for (const radio of document.querySelectorAll('input[name=kind]')) radio.addEventListener('change', kindChanged);
@@ -569,6 +585,12 @@ document.addEventListener('DOMContentLoaded', () => {
   $('audit-refresh').addEventListener('click', loadAudit);
   for (const id of ['audit-token', 'audit-actor', 'audit-action']) $(id).addEventListener('input', renderAudit);
 
+  fetch('/auth/methods', { cache: 'no-store' }).then((r) => r.json()).then((m) => {
+    if (m.oidc) {
+      $('sso').href = m.login_url + '?return_to=' + encodeURIComponent(location.pathname);
+      $('sso-choice').hidden = false;
+    }
+  }).catch(() => {});
   if (sessionStorage.getItem(STORAGE_KEY)) start(false);
-  else signOut();
+  else start(false, true);
 });
