@@ -5,7 +5,8 @@
 //! | `mod.rs`        | [`Admin`]: the listener's routes, the `/v1` call limit, cross-site refusal, readiness |
 //! | [`api`]         | the JSON API under `/v1`: routing, input checks, tokens, principals, audit |
 //! | [`views`]       | the API's token responses as types (also read by the CLI)               |
-//! | [`access`]      | who is calling (operator key or personal token) and what they may do    |
+//! | [`access`]      | who is calling (operator key, personal token, signed-in person) and what they may do |
+//! | [`signin`]      | OpenID Connect, trusted headers, sealed sessions (`/auth/*`)            |
 //! | [`error`]       | [`error::ApiError`], the only place an admin failure becomes HTTP       |
 //! | [`webhook`]     | notifications of created tokens                                         |
 //! | `ui.rs`         | the Tokens page and its embedded assets                                 |
@@ -17,7 +18,8 @@
 //! | path                      | what                                                    |
 //! |---------------------------|---------------------------------------------------------|
 //! | `GET /`                   | the Tokens page (assets embedded in the binary)         |
-//! | `/v1/...`                 | the JSON API ([`api`]); an admin key or a personal token |
+//! | `/v1/...`                 | the JSON API ([`api`]); an admin key, a personal token or a sign-in |
+//! | `/auth/...`               | sign-in: `methods`, `login`, `callback`, `logout` ([`signin`]) |
 //! | `GET /healthz`            | the process is alive                                    |
 //! | `GET /readyz`             | store reachable, invalidations subscribed, not draining |
 //! | `GET /metrics`            | Prometheus text format                                  |
@@ -31,9 +33,11 @@
 //! decodes to the literal text `%2F`); the query is parsed once, by [`api::Query::parse`].
 //!
 //! Mutations are refused when the browser says they are cross-site (`Sec-Fetch-Site:
-//! cross-site`, or an `Origin` whose host is not this listener's `Host`). Credentials travel
-//! only in the `Authorization` header, never in cookies, and no CORS headers are served, so a
-//! foreign page cannot make an authenticated call at all.
+//! cross-site`, or an `Origin` whose host is not this listener's `Host`). Keys and tokens travel
+//! only in the `Authorization` header. The one credential a browser sends by itself, the
+//! sign-in session cookie (`SameSite=Lax`), authorizes a change only beside the `X-CSRF-Token`
+//! header holding the session's own value, and an auth proxy's identity headers only beside a
+//! non-empty `X-CSRF-Token`; no CORS headers are served, so a foreign page can send neither.
 
 pub mod access;
 pub mod api;
