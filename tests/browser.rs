@@ -69,17 +69,15 @@ impl Provider {
         })
         .await
         .expect("the provider starts");
+        // Keep reading what it prints: a closed pipe would end it (EPIPE).
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self { issuer, _child: child }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signing_in_through_a_real_openid_provider_creates_a_usable_token_and_signs_out() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new("tests/e2e/node_modules/oidc-provider").exists(),
-        "the OpenID provider needs `npm ci --prefix tests/e2e`; ./scripts/test.sh runs it"
-    );
+/// A gate whose sign-in is a real OpenID provider (alice is in `engineering`, olga in
+/// `platform`), and the provider; both stop on drop.
+async fn gate_with_provider() -> (Admin, Provider, tempfile::TempDir) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let redirect = format!("http://{}/auth/callback", listener.local_addr().unwrap());
     let client_secret = "provider-client-secret-0123456789";
@@ -107,6 +105,17 @@ async fn signing_in_through_a_real_openid_provider_creates_a_usable_token_and_si
         keys = keys_file.display(),
     );
     let a = Admin::start_bound(&extra, listener).await;
+    (a, provider, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_through_a_real_openid_provider_creates_a_usable_token_and_signs_out() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new("tests/e2e/node_modules/oidc-provider").exists(),
+        "the OpenID provider needs `npm ci --prefix tests/e2e`; ./scripts/test.sh runs it"
+    );
+    let (a, _provider, _dir) = gate_with_provider().await;
     let run = tokio::process::Command::new("node")
         .arg("tests/e2e/oidc_signin.mjs")
         .env("ADMIN_URL", a.gate.admin_url(""))
@@ -123,4 +132,85 @@ async fn signing_in_through_a_real_openid_provider_creates_a_usable_token_and_si
     // The sign-in created alice from the claims, with roles from her groups.
     let p = a.gate.store.get_principal("alice").await.unwrap().expect("alice was created at sign-in");
     assert_eq!((p.display_name.as_str(), p.groups.as_slice()), ("Alice Example", &["engineering".to_string()][..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_signs_in_with_a_device_code_stores_a_private_session_and_signs_out() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncBufReadExt;
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let (a, _provider, dir) = gate_with_provider().await;
+    let session_file = dir.path().join("config/tokengate/session.json");
+    let cli = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokengate"));
+        c.args(args)
+            .env("TOKENGATE_ADMIN_URL", a.gate.admin_url(""))
+            .env("TOKENGATE_SESSION_FILE", &session_file)
+            .env_remove("TOKENGATE_ADMIN_KEY")
+            .env_remove("TOKENGATE_TOKEN")
+            .kill_on_drop(true);
+        c
+    };
+    // Not signed in: commands say how to.
+    let out = cli(&["token", "list"]).output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokengate login"), "{out:?}");
+
+    let mut login = cli(&["login"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(login.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("To sign in, open ") {
+                return url.split_whitespace().next().unwrap().to_string();
+            }
+        }
+        panic!("login printed no URL");
+    })
+    .await
+    .unwrap();
+    let person = tokio::process::Command::new("node")
+        .arg("tests/e2e/device_signin.mjs")
+        .env("VERIFICATION_URL", &url)
+        .env("LOGIN", "alice")
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), person).await.expect("the person signs in").unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let status = tokio::time::timeout(Duration::from_secs(60), login.wait()).await.expect("login finishes").unwrap();
+    let mut rest = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push_str(&line);
+    }
+    assert!(status.success(), "login failed: {rest}");
+    assert!(rest.contains("Signed in as alice"), "{rest}");
+
+    // The stored session is the user's alone and holds nothing readable about them but the
+    // sealed credential.
+    let meta = std::fs::metadata(&session_file).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(session_file.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&session_file).unwrap()).unwrap();
+    assert!(stored["session"].as_str().unwrap().starts_with("tgs1."));
+
+    // Commands now act as alice: create a token with her role, list it.
+    let out = cli(&["token", "create", "--name", "from-cli", "--expires", "30", "--role", "developer", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["owner"], "alice");
+    let out = cli(&["token", "list"]).output().await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from-cli"));
+    // The CLI session is no cookie: it cannot be replayed as one.
+    let cookie = format!("tokengate_session={}", stored["session"].as_str().unwrap());
+    let r = support::gate::get(&a.gate.admin_url("/v1/session"), &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, 401);
+
+    let out = cli(&["logout"]).output().await.unwrap();
+    assert!(out.status.success());
+    assert!(!session_file.exists());
+    let out = cli(&["token", "list"]).output().await.unwrap();
+    assert!(!out.status.success(), "signed out");
 }

@@ -174,7 +174,8 @@ impl Admin {
                 if !read_only && cross_site(&req) {
                     return Err(ApiError::Forbidden("cross-site requests are refused".into()));
                 }
-                self.inner.signin.handle(req.method(), rest, req.uri().query(), req.headers()).await
+                let _call = self.inner.calls.try_acquire().map_err(|_| ApiError::Busy)?;
+                self.inner.signin.handle(req, rest, self.inner.api.config.admin.max_body_bytes).await
             }
             _ if !read_only => match segments.as_slice() {
                 ["healthz" | "readyz" | "metrics" | ""] | ["assets", _] => Err(ApiError::MethodNotAllowed("GET, HEAD")),

@@ -57,22 +57,46 @@ pub fn http_client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build(crate::net::tls::client_connector(HttpConnector::new()))
 }
 
-/// A client of one admin listener, authenticated with an operator key or a personal token.
+/// A client of one admin listener, authenticated with an operator key, a personal token or the
+/// session `tokengate login` stored.
 pub struct AdminClient {
     base: String,
-    credential: String,
+    credential: Option<String>,
     http: HttpClient,
 }
 
 impl AdminClient {
-    /// The admin key when given, otherwise the personal token; neither is an error.
+    /// The admin key when given, otherwise the personal token, otherwise the stored session for
+    /// this admin URL; none is an error.
     pub fn new(args: &TokenArgs) -> Result<Self, CliError> {
-        let credential = args.admin_key.clone().or_else(|| args.token.clone()).ok_or_else(|| {
-            CliError::Failed(
-                "no credential: set TOKENGATE_ADMIN_KEY (operators) or TOKENGATE_TOKEN (your personal token)".into(),
-            )
-        })?;
-        Ok(Self { base: args.admin_url.trim_end_matches('/').to_string(), credential, http: http_client() })
+        let base = args.admin_url.trim_end_matches('/').to_string();
+        let credential = args
+            .admin_key
+            .clone()
+            .or_else(|| args.token.clone())
+            .or_else(|| crate::cli::login::stored_session(&base))
+            .ok_or_else(|| {
+                CliError::Failed(
+                    "no credential: run `tokengate login`, or set TOKENGATE_ADMIN_KEY (operators) or TOKENGATE_TOKEN (your personal token)".into(),
+                )
+            })?;
+        Ok(Self { base, credential: Some(credential), http: http_client() })
+    }
+
+    /// A client without a credential (for signing in).
+    pub fn anonymous(admin_url: &str) -> Self {
+        Self { base: admin_url.trim_end_matches('/').to_string(), credential: None, http: http_client() }
+    }
+
+    /// The answer's status and JSON body, whatever the status.
+    pub async fn exchange_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), CliError> {
+        let (status, bytes) = self.exchange(method, path, body).await?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
     /// Sends a request and reads the successful answer as `T`.
@@ -113,10 +137,10 @@ impl AdminClient {
     /// The answer's status and body, whatever the status.
     async fn exchange(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Bytes), CliError> {
         let url = format!("{}{path}", self.base);
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.credential));
+        let mut req = http::Request::builder().method(method).uri(&url);
+        if let Some(credential) = &self.credential {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {credential}"));
+        }
         if body.is_some() {
             req = req.header(http::header::CONTENT_TYPE, "application/json");
         }

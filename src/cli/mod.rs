@@ -19,6 +19,7 @@
 pub mod client;
 pub mod demo;
 pub mod healthcheck;
+pub mod login;
 pub mod store;
 pub mod token;
 
@@ -51,6 +52,11 @@ pub enum Command {
     CheckConfig(ConfigArg),
     /// Manage tokens through a running tokengate's admin port.
     Token(Box<TokenArgs>),
+    /// Sign the command line in with your company account (a device code at the configured
+    /// OpenID provider); later commands use the stored session.
+    Login(login::LoginArgs),
+    /// Forget the session `login` stored.
+    Logout,
     /// Maintain the configured token store directly (not through the admin port).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -254,6 +260,14 @@ pub fn run(command: Command, env: &BTreeMap<String, String>) -> ExitCode {
     let error = |e: &CliError| eprintln!("error: {e}");
     match command {
         Command::Token(args) => complete(small_runtime(), token::run(*args), error),
+        Command::Login(args) => complete(small_runtime(), login::login(args), error),
+        Command::Logout => match login::logout() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error(&e);
+                ExitCode::FAILURE
+            }
+        },
         Command::Healthcheck(args) => {
             complete(small_runtime(), healthcheck::run(&args.url, args.timeout), |e| eprintln!("unhealthy: {e}"))
         }

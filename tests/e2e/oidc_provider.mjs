@@ -1,5 +1,6 @@
 // A real OpenID provider for the tests: npm's certified `oidc-provider` on a loopback port,
-// with one confidential client for tokengate and its development login form (any login name
+// with one confidential client for tokengate (code flow and device flow, RFC 8628) and its
+// development login form (any login name
 // signs in as that account; the password is not checked). Accounts get claims from
 // ACCOUNTS below, or defaults derived from the login name.
 //
@@ -31,7 +32,7 @@ function configuration() {
       client_id: process.env.CLIENT_ID || 'tokengate',
       client_secret: process.env.CLIENT_SECRET || 'tokengate-test-client-secret',
       redirect_uris: [process.env.REDIRECT_URI],
-      grant_types: ['authorization_code'],
+      grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types: ['code'],
     }],
     jwks: { keys },
@@ -39,7 +40,7 @@ function configuration() {
     scopes: ['openid', 'profile', 'email', 'groups'],
     conformIdTokenClaims: false,
     pkce: { required: () => true },
-    features: { devInteractions: { enabled: true } },
+    features: { devInteractions: { enabled: true }, deviceFlow: { enabled: true } },
     async findAccount(ctx, id) {
       const a = ACCOUNTS[id] || { name: id, email: `${id}@example.com`, groups: [] };
       return { accountId: id, async claims() { return { sub: id, ...a, email_verified: true }; } };

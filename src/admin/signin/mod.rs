@@ -33,7 +33,7 @@ use crate::config::{Config, IdentityConfig};
 use crate::net::json::json_response;
 use crate::store::Store;
 use crate::token::Principal;
-use oidc::{Flow, Identity, Oidc, OidcError};
+use oidc::{Device, Flow, Identity, Oidc, OidcError};
 use seal::{Purpose, Sealer};
 use session::{Cookies, Session};
 
@@ -41,6 +41,19 @@ use session::{Cookies, Session};
 /// or any value (trusted headers; a custom header cannot be sent cross-site without CORS, which
 /// is never served).
 pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// How long one `POST /auth/device/token` waits for the person before answering `pending`.
+pub const DEVICE_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevicePoll {
+    device: String,
+}
 
 /// Longest display name taken from a claim or header (longer ones are cut).
 const MAX_NAME: usize = 200;
@@ -288,24 +301,89 @@ impl SignIn {
         Ok(Arc::new(p))
     }
 
-    /// `GET /auth/login`, `GET /auth/callback`, `POST /auth/logout`, `GET /auth/methods`.
+    /// `GET /auth/methods`, `GET /auth/login`, `GET /auth/callback`, `POST /auth/logout`,
+    /// `POST /auth/device`, `POST /auth/device/token`. `max_body` bounds JSON bodies.
     pub async fn handle(
         &self,
-        method: &http::Method,
+        req: http::Request<hyper::body::Incoming>,
         segments: &[&str],
-        query: Option<&str>,
-        headers: &HeaderMap,
+        max_body: usize,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         use http::Method;
-        match (segments, method) {
+        let (parts, body) = req.into_parts();
+        let (query, headers) = (parts.uri.query(), &parts.headers);
+        match (segments, &parts.method) {
             (["methods"], &Method::GET) => Ok(self.methods()),
             (["login"], &Method::GET) => self.login(query).await,
             (["callback"], &Method::GET) => self.callback(query, headers).await,
             (["logout"], &Method::POST) => self.logout(headers),
+            (["device"], &Method::POST) => {
+                crate::admin::api::input::read_json::<Empty>(headers, body, max_body).await?;
+                self.device_start().await
+            }
+            (["device", "token"], &Method::POST) => {
+                let poll: DevicePoll = crate::admin::api::input::read_json(headers, body, max_body).await?;
+                self.device_token(&poll.device).await
+            }
             (["methods" | "login" | "callback"], _) => Err(ApiError::MethodNotAllowed("GET")),
-            (["logout"], _) => Err(ApiError::MethodNotAllowed("POST")),
+            (["logout"] | ["device"] | ["device", "token"], _) => Err(ApiError::MethodNotAllowed("POST")),
             _ => Err(ApiError::NotFound("no such endpoint".into())),
         }
+    }
+
+    /// `POST /auth/device`: starts a device sign-in for `tokengate login`; the answer says where
+    /// the person signs in and holds the sealed state the CLI polls with.
+    async fn device_start(&self) -> Result<Response<Full<Bytes>>, ApiError> {
+        let (oidc, sealer) = self.oidc()?;
+        let device = oidc.begin_device(now_secs(Timestamp::now())).await.map_err(oidc_error)?;
+        let d = &device.details;
+        Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "user_code": d.user_code().secret(),
+                "verification_uri": d.verification_uri().as_str(),
+                "verification_uri_complete": d.verification_uri_complete().map(|u| u.secret().clone()),
+                "interval_secs": d.interval().as_secs(),
+                "expires_in_secs": d.expires_in().as_secs(),
+                "device": sealer.seal(Purpose::Device, &device),
+            }),
+        ))
+    }
+
+    /// `POST /auth/device/token`: waits up to [`DEVICE_WAIT`] for the person to finish; then
+    /// 200 with a CLI session, or 202 (`pending`: ask again).
+    async fn device_token(&self, sealed: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+        let (oidc, sealer) = self.oidc()?;
+        let device: Device = sealer
+            .open(Purpose::Device, sealed)
+            .ok_or_else(|| ApiError::bad("device", "not a device sign-in of this server"))?;
+        let now = Timestamp::now();
+        let remaining = device.expires_at.saturating_sub(now_secs(now));
+        if remaining == 0 {
+            return Err(ApiError::SignIn("the device sign-in expired: run `tokengate login` again".into()));
+        }
+        let wait = DEVICE_WAIT.min(Duration::from_secs(remaining));
+        let identity = match oidc.poll_device(&device, wait).await {
+            Ok(identity) => identity,
+            Err(OidcError::Pending) => {
+                return Ok(json_response(StatusCode::ACCEPTED, &serde_json::json!({ "status": "pending" })));
+            }
+            Err(e) => return Err(oidc_error(e)),
+        };
+        let principal = self.upsert(identity).await?;
+        tracing::info!(principal = %principal.id, "signed in the CLI with a device code");
+        let config = self.inner.identity.sessions.as_ref().expect("sessions are configured with oidc");
+        let now = Timestamp::now();
+        let session = Session::new(principal.id.clone(), now, true);
+        let expires_at = now.saturating_add(config.lifetime);
+        Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "session": sealer.seal(Purpose::Session, &session),
+                "expires_at": expires_at.to_rfc3339(),
+                "principal": principal.id,
+            }),
+        ))
     }
 
     fn oidc(&self) -> Result<(&Oidc, &Sealer), ApiError> {

@@ -16,11 +16,15 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
+    CoreDeviceAuthorizationResponse, CoreGrantType, CoreIdToken, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError, TokenResponse,
+    AdditionalProviderMetadata, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    DeviceAuthorizationUrl, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
+    Scope, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -39,6 +43,31 @@ const MAX_PROVIDER_RESPONSE: usize = 1024 * 1024;
 /// Most groups read from a claim.
 pub const MAX_GROUPS: usize = 1000;
 
+/// Discovery's answer, with the device authorization endpoint (RFC 8628) when the provider has
+/// one.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct DeviceEndpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_authorization_endpoint: Option<DeviceAuthorizationUrl>,
+}
+
+impl AdditionalProviderMetadata for DeviceEndpoint {}
+
+type Metadata = ProviderMetadata<
+    DeviceEndpoint,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
 type HttpClient = Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
 
 /// Why talking to the provider failed. Never carries a code, token or secret.
@@ -52,6 +81,19 @@ pub enum OidcError {
     IdToken(String),
     #[error("the ID token's claims cannot name a person: {0}")]
     Claims(String),
+    #[error("the identity provider offers no device sign-in (no device_authorization_endpoint)")]
+    NoDeviceFlow,
+    /// The person has not finished signing in on their device yet.
+    #[error("the sign-in is not finished yet")]
+    Pending,
+}
+
+/// A device sign-in in progress (`tokengate login`), sealed and held by the CLI between polls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Device {
+    pub details: CoreDeviceAuthorizationResponse,
+    /// When the provider stops accepting the code (Unix seconds).
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Error)]
@@ -97,7 +139,7 @@ pub struct Identity {
 }
 
 struct Fetched {
-    metadata: CoreProviderMetadata,
+    metadata: Metadata,
     at: Instant,
 }
 
@@ -169,7 +211,7 @@ impl Oidc {
 
     /// The provider's metadata and keys: cached, fetched again when older than an hour, or
     /// when `stale` and the last fetch is older than [`MIN_REFETCH`].
-    async fn metadata(&self, stale: bool) -> Result<CoreProviderMetadata, OidcError> {
+    async fn metadata(&self, stale: bool) -> Result<Metadata, OidcError> {
         let mut fetched = self.inner.fetched.lock().await;
         if let Some(f) = fetched.as_ref() {
             let age = f.at.elapsed();
@@ -180,15 +222,14 @@ impl Oidc {
         let issuer = IssuerUrl::new(self.inner.config.issuer.clone()).map_err(|e| OidcError::Provider(chain(&e)))?;
         let http = self.inner.http.clone();
         let client = move |req| send(http.clone(), req);
-        let metadata =
-            CoreProviderMetadata::discover_async(issuer, &client).await.map_err(|e| OidcError::Provider(chain(&e)))?;
+        let metadata = Metadata::discover_async(issuer, &client).await.map_err(|e| OidcError::Provider(chain(&e)))?;
         *fetched = Some(Fetched { metadata: metadata.clone(), at: Instant::now() });
         Ok(metadata)
     }
 
     fn client(
         &self,
-        metadata: CoreProviderMetadata,
+        metadata: Metadata,
     ) -> openidconnect::core::CoreClient<
         openidconnect::EndpointSet,
         openidconnect::EndpointNotSet,
@@ -225,6 +266,68 @@ impl Oidc {
             at: now_secs,
         };
         Ok((url, flow))
+    }
+
+    /// Starts a device sign-in (RFC 8628) at the provider.
+    pub async fn begin_device(&self, now_secs: u64) -> Result<Device, OidcError> {
+        let metadata = self.metadata(false).await?;
+        let endpoint =
+            metadata.additional_metadata().device_authorization_endpoint.clone().ok_or(OidcError::NoDeviceFlow)?;
+        let client = self.client(metadata).set_device_authorization_url(endpoint);
+        let http = self.inner.http.clone();
+        let http_client = move |req| send(http.clone(), req);
+        let mut request = client.exchange_device_code();
+        for s in &self.inner.config.scopes {
+            request = request.add_scope(Scope::new(s.clone()));
+        }
+        let details: CoreDeviceAuthorizationResponse =
+            request.request_async(&http_client).await.map_err(|e| match e {
+                openidconnect::RequestTokenError::ServerResponse(r) => OidcError::Refused(r.to_string()),
+                e => OidcError::Provider(chain(&e)),
+            })?;
+        let expires_at = now_secs + details.expires_in().as_secs();
+        Ok(Device { details, expires_at })
+    }
+
+    /// Waits up to `wait` for the person to finish a device sign-in; [`OidcError::Pending`] when
+    /// they have not yet.
+    pub async fn poll_device(&self, device: &Device, wait: Duration) -> Result<Identity, OidcError> {
+        let metadata = self.metadata(false).await?;
+        let endpoint =
+            metadata.additional_metadata().device_authorization_endpoint.clone().ok_or(OidcError::NoDeviceFlow)?;
+        let client = self.client(metadata).set_device_authorization_url(endpoint);
+        let http = self.inner.http.clone();
+        let http_client = move |req| send(http.clone(), req);
+        let response = client
+            .exchange_device_access_token(&device.details)
+            .map_err(|e| OidcError::Provider(chain(&e)))?
+            .request_async(&http_client, tokio::time::sleep, Some(wait))
+            .await
+            .map_err(|e| match e {
+                openidconnect::RequestTokenError::ServerResponse(r) => match r.error() {
+                    openidconnect::DeviceCodeErrorResponseType::ExpiredToken => OidcError::Pending,
+                    _ => OidcError::Refused(r.to_string()),
+                },
+                e => OidcError::Provider(chain(&e)),
+            })?;
+        let id_token = response.id_token().ok_or_else(|| OidcError::IdToken("the provider sent none".into()))?;
+        // The device grant carries no nonce; the token is bound to this exchange instead.
+        let no_nonce = |_: Option<&Nonce>| Ok(());
+        let verify = |client: &CoreClient<_, _, _, _, _, _>| {
+            let verifier = client.id_token_verifier().set_allowed_algs(ALGORITHMS);
+            id_token.claims(&verifier, no_nonce).map(|_| ())
+        };
+        let client = self.client(self.metadata(false).await?);
+        match verify(&client) {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey | SignatureVerificationError::AmbiguousKeyId(_),
+            )) => {
+                let client = self.client(self.metadata(true).await?);
+                verify(&client).map_err(|e| OidcError::IdToken(chain(&e)))?;
+            }
+            r => r.map_err(|e| OidcError::IdToken(chain(&e)))?,
+        }
+        self.identity(id_token)
     }
 
     /// Exchanges `code` (with the flow's PKCE verifier) and validates the ID token.
