@@ -214,3 +214,23 @@ async fn the_cli_signs_in_with_a_device_code_stores_a_private_session_and_signs_
     let out = cli(&["token", "list"]).output().await.unwrap();
     assert!(!out.status.success(), "signed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_after_the_provider_rotates_its_keys_succeeds() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let (a, provider, _dir) = gate_with_provider().await;
+    let run = tokio::process::Command::new("node")
+        .arg("tests/e2e/oidc_rotation.mjs")
+        .env("ADMIN_URL", a.gate.admin_url(""))
+        .env("ISSUER", &provider.issuer)
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), run).await.expect("the browser test finishes").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("oidc key rotation: signed in with k1 then k2"), "{stdout}");
+    // olga's `platform` group made her an operator at sign-in.
+    let olga = a.gate.store.get_principal("olga").await.unwrap().unwrap();
+    assert_eq!(olga.admin, Some(tokengate::token::AdminRole::Operator));
+}

@@ -14,6 +14,7 @@ const GROUPS: &str = "identity:
   groups:
     engineering: {roles: [viewer, developer], scopes: [\"env:staging\"]}
     security: {roles: [viewer], admin: auditor}
+    platform: {roles: [viewer], admin: operator}
 ";
 
 fn trusted(peers: &str) -> String {
@@ -98,6 +99,19 @@ async fn trusted_headers_sign_people_in_from_the_auth_proxy_only() {
     let moved_csrf = [&moved[..], &[("x-csrf-token", "1")]].concat();
     let r = as_proxy(&a, Method::POST, &format!("/v1/tokens/{id}/revoke"), &moved_csrf, None).await;
     assert_eq!(r.status, 403, "{:?}", r.json());
+
+    // A signed-in operator may do what a key may; a personal token they make is never one.
+    let olga = [("x-forwarded-user", "olga"), ("x-forwarded-groups", "platform"), ("x-csrf-token", "1")];
+    assert_eq!(as_proxy(&a, Method::GET, "/v1/audit", &olga, None).await.status, 200);
+    let r = as_proxy(&a, Method::POST, &format!("/v1/tokens/{id}/revoke"), &olga, None).await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let r =
+        as_proxy(&a, Method::POST, "/v1/tokens", &olga, Some(json!({"name": "olga-laptop", "expires_in_days": 30})))
+            .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let olga_token = r.json()["token"].as_str().unwrap().to_string();
+    let r = a.call(Method::GET, "/v1/audit", &olga_token, None).await;
+    assert_eq!(r.status, 403, "a leaked personal token is never an operator");
 
     // A deactivated person is refused, and their personal token with them.
     let mut p = a.gate.store.get_principal("tess").await.unwrap().unwrap();

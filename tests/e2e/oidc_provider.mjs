@@ -4,6 +4,7 @@
 // signs in as that account; the password is not checked). Accounts get claims from
 // ACCOUNTS below, or defaults derived from the login name.
 //
+// Test hook: POST /__test/rotate rotates the signing key.
 // Usage: PORT=0 CLIENT_ID=tokengate CLIENT_SECRET=... REDIRECT_URI=http://127.0.0.1:N/auth/callback \
 //   node oidc_provider.mjs      -> prints "issuer http://127.0.0.1:PORT" once listening.
 import Provider from 'oidc-provider';
@@ -56,6 +57,18 @@ function configuration() {
   };
 }
 
-const provider = new Provider(issuer, configuration());
-server.on('request', provider.callback());
+// POST /__test/rotate replaces the signing key (the old one leaves the JWKS at once), as a
+// provider rotating its keys does; state (sessions, grants) lives in the shared memory adapter.
+let handler = new Provider(issuer, configuration()).callback();
+let rotations = 0;
+server.on('request', (req, res) => {
+  if (req.method === 'POST' && req.url === '/__test/rotate') {
+    rotations += 1;
+    keys.splice(0, keys.length, key(`k${rotations + 1}`));
+    handler = new Provider(issuer, configuration()).callback();
+    res.writeHead(204).end();
+    return;
+  }
+  handler(req, res);
+});
 console.log(`issuer ${issuer}`);
