@@ -234,3 +234,34 @@ async fn a_sign_in_after_the_provider_rotates_its_keys_succeeds() {
     let olga = a.gate.store.get_principal("olga").await.unwrap().unwrap();
     assert_eq!(olga.admin, Some(tokengate::token::AdminRole::Operator));
 }
+
+/// Runs tests/e2e/headers_signin.mjs against a gate that trusts identity headers from `peers`.
+async fn headers_sign_in(peers: &str, expect_refused: bool) -> String {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let a = Admin::start(&format!(
+        "identity:\n  groups:\n    engineering: {{roles: [viewer, developer]}}\n  trusted_headers:\n    peers: [{peers}]\n"
+    ))
+    .await;
+    let run = tokio::process::Command::new("node")
+        .arg("tests/e2e/headers_signin.mjs")
+        .env("ADMIN_URL", a.gate.admin_url(""))
+        .env("PROXY_URL", a.gate.url(""))
+        .env("CHROMIUM", &chromium)
+        .env("EXPECT_REFUSED", if expect_refused { "1" } else { "" })
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(90), run).await.expect("the browser test finishes").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    if expect_refused {
+        assert!(a.gate.store.get_principal("tess").await.unwrap().is_none(), "nobody is created");
+    }
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auth_proxys_headers_sign_people_in_from_its_address_and_are_refused_from_another() {
+    assert!(headers_sign_in("127.0.0.1", false).await.contains("headers sign-in: all checks passed"));
+    // The browser connects from 127.0.0.1; the configured auth proxy is 10.0.0.7.
+    assert!(headers_sign_in("10.0.0.7", true).await.contains("refused from an untrusted peer"));
+}
