@@ -19,8 +19,14 @@ fuzz_target!(|data: &[u8]| {
             let sealer = Sealer::new(&[Secret::new("fuzzing-session-key-0123456789abcdef")]);
             // Without the key, nothing opens: a value that does was forged.
             assert!(sealer.open::<Session>(Purpose::Session, text).is_none(), "forged session opened");
+            // What we seal opens again, unless it is longer than any cookie we accept.
             let sealed = sealer.seal(Purpose::Session, &text);
-            assert_eq!(sealer.open::<String>(Purpose::Session, &sealed).as_deref(), Some(text));
+            let opened = sealer.open::<String>(Purpose::Session, &sealed);
+            if sealed.len() <= tokengate::admin::signin::seal::MAX_SEALED {
+                assert_eq!(opened.as_deref(), Some(text));
+            } else {
+                assert!(opened.is_none());
+            }
         }
         1 => {
             let mut headers = HeaderMap::new();
