@@ -54,6 +54,17 @@ def check_properties(name, values, docs):
     store = values.get("store", {}).get("type", "embedded")
     if store not in config["store"]:
         fail(f"{name}: config store is {config['store']}, expected {store}")
+    if values.get("identity", {}).get("oidc"):
+        identity = config["identity"]
+        if identity["sessions"]["keys_file"] != "/etc/tokengate/secrets/session-keys":
+            fail(f"{name}: session keys must come from the Secret")
+        if identity["oidc"].get("client_secret_file") != "/etc/tokengate/secrets/oidc-client-secret":
+            fail(f"{name}: the OIDC client secret must come from the Secret")
+        secret = next(d for d in docs if d["kind"] == "Secret")
+        if "session-keys" not in secret.get("stringData", {}):
+            fail(f"{name}: the Secret must hold session keys")
+        if "ci-oidc-client-secret" in yaml.safe_dump(config):
+            fail(f"{name}: the OIDC client secret leaked into the ConfigMap")
     if store == "redis":
         env = {e["name"]: e for e in c.get("env", [])}
         if "secretKeyRef" not in env["TOKENGATE_STORE__REDIS__URL"]["valueFrom"]:

@@ -2,7 +2,8 @@
 # Runs every tokengate test. What the tests need beyond Rust is installed when missing:
 # - redis-server, redis-cli and redis-sentinel (the Redis tests start their own servers, sentinels
 #   and clusters on free loopback ports);
-# - Debian's chromium and, from npm, playwright-core (the Tokens page browser test).
+# - Debian's chromium and, from npm, playwright-core (the Tokens page browser test) and
+#   oidc-provider (the OpenID provider the sign-in tests start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+if [ ! -d tests/e2e/node_modules/playwright-core ] || [ ! -d tests/e2e/node_modules/oidc-provider ]; then
   npm ci --prefix tests/e2e --no-audit --no-fund >/dev/null
 fi
 

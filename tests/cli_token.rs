@@ -1,5 +1,6 @@
-//! `tokengate token ...` against a running admin port: create, the list table, revoke with a
-//! typed-name confirmation, delete, rotate, and one-line errors with a non-zero exit.
+//! `tokengate token ...` against a running admin port: create, the list table (with each token's
+//! id, and a notice when more exist than shown), revoke with a typed-name confirmation, delete,
+//! rotate, creating the owner with the token, and one-line errors with a non-zero exit.
 
 mod support;
 
@@ -96,6 +97,9 @@ async fn create_list_revoke_delete_and_errors() {
         assert!(line[column("STATUS")..].starts_with("active"), "aligned status column: {line:?}");
     }
     assert!(lines[2].contains(&format!("tgp_{}...", &id[..8])));
+    assert!(lines[2][column("ID")..].starts_with(&format!("{id}  ")), "the full id in its own column: {}", lines[2]);
+    assert!(lines[0][column("NAME")..].starts_with("NAME") && column("ID") < column("TOKEN"));
+    assert!(!run.stderr.contains("--cursor"), "everything shown: no notice: {}", run.stderr);
     assert!(lines[1].contains("never"));
     assert!(!run.stdout.contains(&secret), "list never shows secrets");
 
@@ -111,7 +115,16 @@ async fn create_list_revoke_delete_and_errors() {
     let run = tokengate(&a, OP, &["revoke", &id], "ci-deploy\n").await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("Revoked \"ci-deploy\""));
-    assert_eq!(get(&a.gate.url("/x"), &[("authorization", &bearer(&secret))]).await.status, 401);
+    // The revocation reaches the proxy's cache through an invalidation, a moment later.
+    let mut status = http::StatusCode::OK;
+    for _ in 0..40 {
+        status = get(&a.gate.url("/x"), &[("authorization", &bearer(&secret))]).await.status;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 401);
 
     // delete with --yes.
     let run = tokengate(&a, OP, &["delete", &id, "--yes"], "").await;
@@ -244,4 +257,127 @@ async fn limits_are_set_at_creation_and_shown() {
     let run = tokengate(&a, OP, &["limits", &id, "--clear"], "").await;
     assert!(run.stdout.contains("are now: none."), "{}", run.stdout);
     assert!(a.op(Method::GET, &format!("/v1/tokens/{id}"), None).await.json().get("limits").is_none());
+}
+
+/// `list` shows ids the other commands accept and says when more tokens exist than it shows
+/// (with the cursor that continues, or `--all`); `show` names the last use's client address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_shows_ids_and_says_when_more_exist() {
+    let a = Admin::start("last_used:\n  flush_interval: 50ms\n").await;
+    a.principal("alice", None, &["viewer"]).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let t = a.create(OPERATOR_KEY, json!({"name": format!("t{i}"), "expires_in_days": 30, "owner": "alice"})).await;
+        ids.push((t["id"].as_str().unwrap().to_string(), t["token"].as_str().unwrap().to_string()));
+    }
+    let id_column = |stdout: &str| -> Vec<String> {
+        let lines: Vec<&str> = stdout.lines().collect();
+        let at = lines[0].find("ID").unwrap();
+        lines[1..].iter().map(|l| l[at..].split_whitespace().next().unwrap().to_string()).collect()
+    };
+
+    let run = tokengate(&a, OP, &["list", "--limit", "2"], "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(id_column(&run.stdout), vec![ids[2].0.clone(), ids[1].0.clone()], "{}", run.stdout);
+    let notice = run.stderr.trim();
+    assert!(notice.starts_with("More tokens than the 2 shown: add --cursor "), "{notice}");
+    assert!(notice.ends_with("or --all for every one."), "{notice}");
+    let cursor = notice.split_whitespace().skip_while(|w| *w != "--cursor").nth(1).unwrap();
+
+    let run = tokengate(&a, OP, &["list", "--limit", "2", "--cursor", cursor], "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(id_column(&run.stdout), vec![ids[0].0.clone()], "the next page continues where the first stopped");
+    assert_eq!(run.stderr, "", "the last page: no notice");
+
+    let run = tokengate(&a, OP, &["list", "--all"], "").await;
+    assert_eq!(id_column(&run.stdout).len(), 3);
+    assert_eq!(run.stderr, "");
+    let run = tokengate(&a, OP, &["list", "--limit", "1", "--json"], "").await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap().as_array().unwrap().len(), 1);
+    assert!(run.stderr.contains("--cursor"), "the notice stays off the JSON output: {}", run.stderr);
+
+    // The listed id is what `show` takes; it names the last use's client address.
+    get(&a.gate.url("/x"), &[("authorization", &bearer(&ids[0].1))]).await;
+    let path = format!("/v1/tokens/{}", ids[0].0);
+    for _ in 0..100 {
+        if !a.op(Method::GET, &path, None).await.json()["last_used_at"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let run = tokengate(&a, OP, &["show", &ids[0].0], "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("Last used  just now from 127.0.0.1"), "{}", run.stdout);
+}
+
+/// `create --create-owner` makes the owner first (operators only); without it a missing owner
+/// is a clear error that names the flag; an existing owner is left unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_can_create_the_owner() {
+    let a = Admin::start("").await;
+    a.principal("alice", Some("acme"), &["viewer"]).await;
+
+    let run = tokengate(&a, OP, &["create", "--name", "ci", "--owner", "carol"], "").await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("no principal \"carol\""), "{}", run.stderr);
+    assert!(run.stderr.contains("add --create-owner"), "{}", run.stderr);
+    assert_eq!(a.op(Method::GET, "/v1/principals/carol", None).await.status, 404);
+
+    let args = [
+        "create",
+        "--name",
+        "ci",
+        "--owner",
+        "carol",
+        "--create-owner",
+        "--owner-name",
+        "Carol C",
+        "--owner-org",
+        "acme",
+        "--owner-role",
+        "developer",
+        "--role",
+        "developer",
+        "--json",
+    ];
+    let run = tokengate(&a, OP, &args, "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("Created the owner carol (Carol C)."), "{}", run.stderr);
+    let created: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!((&created["owner"], &created["roles"]), (&json!("carol"), &json!(["developer"])));
+    let carol = a.op(Method::GET, "/v1/principals/carol", None).await.json();
+    assert_eq!(
+        (&carol["display_name"], &carol["org"], &carol["roles"]),
+        (&json!("Carol C"), &json!("acme"), &json!(["developer"]))
+    );
+    let secret = created["token"].as_str().unwrap();
+    assert_eq!(get(&a.gate.url("/x"), &[("authorization", &bearer(secret))]).await.status, 200);
+
+    // Asked again for an owner who exists: left as they are.
+    let run =
+        tokengate(&a, OP, &["create", "--name", "ci2", "--owner", "carol", "--create-owner", "--owner-name", "X"], "")
+            .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("The owner carol already exists; left unchanged."), "{}", run.stderr);
+    assert_eq!(a.op(Method::GET, "/v1/principals/carol", None).await.json()["display_name"], "Carol C");
+
+    // Without an operator key: refused before anything is sent.
+    let mine = a.create(OPERATOR_KEY, json!({"name": "laptop", "expires_in_days": 30, "owner": "alice"})).await;
+    let me = ("TOKENGATE_TOKEN", mine["token"].as_str().unwrap());
+    let before = a.snapshot().await;
+    let run = tokengate(&a, me, &["create", "--name", "x", "--owner", "dave", "--create-owner"], "").await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("--create-owner needs an operator key"), "{}", run.stderr);
+    assert_eq!(a.op(Method::GET, "/v1/principals/dave", None).await.status, 404);
+    assert_eq!(a.snapshot().await, before, "nothing stored");
+
+    // Flags that make no sense together are refused by the command line itself.
+    for bad in [
+        &["create", "--name", "x", "--create-owner"][..],
+        &["create", "--name", "x", "--org", "acme", "--create-owner"],
+        &["create", "--name", "x", "--owner", "erin", "--owner-name", "Erin"],
+    ] {
+        let run = tokengate(&a, OP, bad, "").await;
+        assert_eq!(run.code, 2, "{bad:?}: {}", run.stderr);
+    }
 }

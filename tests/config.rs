@@ -549,3 +549,64 @@ fn the_scim_credential_and_organization() {
         "differ from every admin key",
     );
 }
+
+#[test]
+fn sign_in_settings_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(&keys, "a-session-key-of-at-least-32-characters\n").unwrap();
+    let oidc = |body: &str| format!("{BASE}identity:\n  oidc:\n{body}  sessions:\n    keys_file: {}\n", keys.display());
+    let good = "    issuer: https://login.example.com\n    client_id: tokengate\n    redirect_url: https://tokens.example.com/auth/callback\n";
+    let c = load(&oidc(good)).unwrap();
+    let o = c.identity.oidc.unwrap();
+    assert_eq!((o.issuer.as_str(), o.claims.id.as_str(), o.scopes.len()), ("https://login.example.com", "sub", 2));
+    assert_eq!(c.identity.sessions.unwrap().idle_timeout, Duration::from_secs(3600));
+    refused(
+        &oidc(
+            "    issuer: http://login.example.com\n    client_id: t\n    redirect_url: https://t.example.com/auth/callback\n",
+        ),
+        "identity.oidc.issuer",
+        "https://",
+    );
+    refused(
+        &oidc("    issuer: https://login.example.com\n    redirect_url: https://t.example.com/auth/callback\n"),
+        "identity.oidc.client_id",
+        "is required",
+    );
+    refused(
+        &oidc(
+            "    issuer: https://login.example.com\n    client_id: t\n    redirect_url: https://t.example.com/callback\n",
+        ),
+        "identity.oidc.redirect_url",
+        "/auth/callback",
+    );
+    refused(&oidc(&format!("{good}    scopes: [\"a b\"]\n")), "identity.oidc.scopes[0]", "invalid scope");
+    refused(&oidc(&format!("{good}    org: \"no spaces\"\n")), "identity.oidc.org", "not an organization id");
+    refused(&format!("{BASE}identity:\n  oidc:\n{good}"), "identity.sessions.keys_file", "sign-in needs session keys");
+    refused_with_env(
+        &format!("{BASE}identity:\n  sessions: {{}}\n"),
+        &[("TOKENGATE_SESSION_KEYS", "short")],
+        "identity.sessions.keys_file",
+        "at least 32 characters",
+    );
+    refused(
+        &format!("{BASE}identity:\n  sessions:\n    keys_file: {}\n    idle_timeout: 13h\n", keys.display()),
+        "identity.sessions.idle_timeout",
+        "must not exceed",
+    );
+    refused(
+        &format!("{BASE}identity:\n  trusted_headers: {{peers: []}}\n"),
+        "identity.trusted_headers.peers",
+        "name the auth proxies",
+    );
+    refused(
+        &format!("{BASE}identity:\n  trusted_headers: {{peers: [\"10.0.0.0/33\"]}}\n"),
+        "identity.trusted_headers.peers[0]",
+        "not an address",
+    );
+    refused(
+        &format!("{BASE}identity:\n  trusted_headers: {{peers: [10.0.0.1], user: \"bad header\"}}\n"),
+        "identity.trusted_headers.user",
+        "not a header name",
+    );
+}

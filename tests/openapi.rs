@@ -239,7 +239,7 @@ fn the_schemas_reject_what_must_never_be_sent() {
         "id": "AAAAAAAAAAAA", "display": "tgp_AAAAAAAA...", "name": "n", "kind": "personal", "owner": "alice",
         "status": "active", "roles": [], "scopes": ["env:prod"], "created_at": "2026-11-22T12:00:00.000Z",
         "created_by": "operator", "expires_at": "2026-12-22T12:00:00.000Z", "last_used_at": null,
-        "previous_secret_valid_until": null
+        "last_used_from": null, "previous_secret_valid_until": null
     });
     assert!(validator.is_valid(&good));
     let mut leaked = good.clone();
@@ -248,9 +248,15 @@ fn the_schemas_reject_what_must_never_be_sent() {
     let mut secret = good.clone();
     secret["token"] = "tgp_x".into();
     assert!(!validator.is_valid(&secret), "a secret outside creation/rotation must fail the schema");
-    let mut missing = good;
-    missing.as_object_mut().unwrap().remove("last_used_at");
-    assert!(!validator.is_valid(&missing));
+    let mut used = good.clone();
+    used["last_used_at"] = "2026-11-23T08:00:00.000Z".into();
+    used["last_used_from"] = "2001:db8::7".into();
+    assert!(validator.is_valid(&used));
+    for field in ["last_used_at", "last_used_from"] {
+        let mut missing = good.clone();
+        missing.as_object_mut().unwrap().remove(field);
+        assert!(!validator.is_valid(&missing), "{field} is null, never absent");
+    }
 }
 
 /// The document's `Text` pattern is the server's rule for names and display names, character

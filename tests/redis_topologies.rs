@@ -42,6 +42,8 @@ async fn wait_ready(gate: &Gate) {
 /// (a store read), with whether a 503 carried Retry-After.
 #[derive(Debug, Clone, Copy)]
 struct Probe {
+    /// When the uncached request was answered (a request in flight at the kill may be answered
+    /// 503 after it, so the failover window is checked against the answer).
     at: Duration,
     cached: u16,
     uncached: Option<u16>,
@@ -62,7 +64,6 @@ fn traffic(
         let mut probes = Vec::new();
         let mut fresh = uncached.into_iter();
         while !*stopped.lock().unwrap() {
-            let at = start.elapsed();
             let cached = get(&url, &[("authorization", &bearer(&cached))]).await.status.as_u16();
             let (mut uncached, mut retry_after) = (None, true);
             if let Some(t) = fresh.next() {
@@ -71,6 +72,7 @@ fn traffic(
                 retry_after =
                     reply.status != StatusCode::SERVICE_UNAVAILABLE || reply.headers.contains_key("retry-after");
             }
+            let at = start.elapsed();
             probes.push(Probe { at, cached, uncached, retry_after });
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

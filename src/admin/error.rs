@@ -18,6 +18,11 @@ pub enum ApiError {
         message: String,
     },
     Unauthorized,
+    /// A sign-in that did not succeed (a bad or expired flow, an unacceptable ID token); the
+    /// message says why without echoing anything secret.
+    SignIn(String),
+    /// The identity provider is unreachable or answered badly; the reason is for the log.
+    Provider(String),
     Forbidden(String),
     NotFound(String),
     /// A well-formed request field names something that does not exist (e.g. a token's owner).
@@ -48,7 +53,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::SignIn(_) => StatusCode::UNAUTHORIZED,
+            Self::Provider(_) => StatusCode::BAD_GATEWAY,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::Missing { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -63,7 +69,11 @@ impl ApiError {
     pub fn response(&self) -> Response<Full<Bytes>> {
         let (code, message, field) = match self {
             Self::BadRequest { field, message } => ("bad_request", message.clone(), field.clone()),
-            Self::Unauthorized => ("unauthorized", "an admin key or a personal token is required".into(), None),
+            Self::Unauthorized => ("unauthorized", "sign in, or present an admin key or a personal token".into(), None),
+            Self::SignIn(m) => ("sign_in_failed", m.clone(), None),
+            Self::Provider(_) => {
+                ("provider_unavailable", "the identity provider did not answer as expected; try again".into(), None)
+            }
             Self::Forbidden(m) => ("forbidden", m.clone(), None),
             Self::NotFound(m) => ("not_found", m.clone(), None),
             Self::Missing { field, message } => ("not_found", message.clone(), Some(field.clone())),
@@ -142,6 +152,11 @@ mod tests {
         let busy = ApiError::Busy.response();
         assert_eq!((busy.status().as_u16(), &busy.headers()[RETRY_AFTER]), (503, &HeaderValue::from_static("2")));
         assert_eq!(ApiError::MethodNotAllowed("GET, POST").response().headers()[http::header::ALLOW], "GET, POST");
+        assert_eq!(ApiError::SignIn("expired".into()).response().status(), 401);
+        let provider = ApiError::Provider("connect refused 10.0.0.1".into()).response();
+        assert_eq!(provider.status(), 502);
+        let body = provider.into_body().collect().await.unwrap().to_bytes();
+        assert!(!String::from_utf8_lossy(&body).contains("10.0.0.1"), "the reason is for the log");
         let lost = ApiError::from(crate::store::StoreError::RotatedMeanwhile);
         assert_eq!((lost.status().as_u16(), &lost), (409, &ApiError::Conflict(lost_text())));
         let missing = ApiError::Missing { field: "owner".into(), message: "no principal".into() }.response();

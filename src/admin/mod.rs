@@ -5,7 +5,8 @@
 //! | `mod.rs`        | [`Admin`]: the listener's routes, the `/v1` call limit, cross-site refusal, readiness |
 //! | [`api`]         | the JSON API under `/v1`: routing, input checks, tokens, principals, audit |
 //! | [`views`]       | the API's token responses as types (also read by the CLI)               |
-//! | [`access`]      | who is calling (operator key or personal token) and what they may do    |
+//! | [`access`]      | who is calling (operator key, personal token, signed-in person) and what they may do |
+//! | [`signin`]      | OpenID Connect, trusted headers, sealed sessions (`/auth/*`)            |
 //! | [`scim`]        | SCIM 2.0 directory sync under `/scim/v2` (its own credential)           |
 //! | [`error`]       | [`error::ApiError`], the only place an admin failure becomes HTTP       |
 //! | [`webhook`]     | notifications of created tokens                                         |
@@ -18,7 +19,8 @@
 //! | path                      | what                                                    |
 //! |---------------------------|---------------------------------------------------------|
 //! | `GET /`                   | the Tokens page (assets embedded in the binary)         |
-//! | `/v1/...`                 | the JSON API ([`api`]); an admin key or a personal token |
+//! | `/v1/...`                 | the JSON API ([`api`]); an admin key, a personal token or a sign-in |
+//! | `/auth/...`               | sign-in: `methods`, `login`, `callback`, `logout` ([`signin`]) |
 //! | `/scim/v2/...`            | SCIM ([`scim`]); only the SCIM token, 404 when none is set |
 //! | `GET /healthz`            | the process is alive                                    |
 //! | `GET /readyz`             | store reachable, invalidations subscribed, not draining |
@@ -33,14 +35,17 @@
 //! decodes to the literal text `%2F`); the query is parsed once, by [`api::Query::parse`].
 //!
 //! Mutations are refused when the browser says they are cross-site (`Sec-Fetch-Site:
-//! cross-site`, or an `Origin` whose host is not this listener's `Host`). Credentials travel
-//! only in the `Authorization` header, never in cookies, and no CORS headers are served, so a
-//! foreign page cannot make an authenticated call at all.
+//! cross-site`, or an `Origin` whose host is not this listener's `Host`). Keys and tokens travel
+//! only in the `Authorization` header. The one credential a browser sends by itself, the
+//! sign-in session cookie (`SameSite=Lax`), authorizes a change only beside the `X-CSRF-Token`
+//! header holding the session's own value, and an auth proxy's identity headers only beside a
+//! non-empty `X-CSRF-Token`; no CORS headers are served, so a foreign page can send neither.
 
 pub mod access;
 pub mod api;
 pub mod error;
 pub mod scim;
+pub mod signin;
 mod ui;
 pub mod views;
 pub mod webhook;
@@ -79,6 +84,7 @@ struct Inner {
     draining: AtomicBool,
     auth: Authenticator,
     api: Api,
+    signin: signin::SignIn,
     /// `/scim/v2`, when a SCIM credential is configured.
     scim: Option<scim::Scim>,
     /// Permits for `/v1` and `/scim/v2` calls in progress.
@@ -110,8 +116,20 @@ fn cross_site(req: &Request<Incoming>) -> bool {
 impl Admin {
     pub fn new(store: Store, registry: Registry, auth: Authenticator, api: Api) -> Self {
         let calls = tokio::sync::Semaphore::new(api.config.admin.max_concurrent_calls);
+        let signin = signin::SignIn::new(&api.config, store.clone(), auth.clone());
         let scim = scim::Scim::new(api.store.clone(), api.config.clone());
-        Self { inner: Arc::new(Inner { store, registry, draining: AtomicBool::new(false), auth, api, scim, calls }) }
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                draining: AtomicBool::new(false),
+                auth,
+                api,
+                signin,
+                scim,
+                calls,
+            }),
+        }
     }
 
     /// From now on readiness reports "draining" so load balancers stop sending traffic.
@@ -119,13 +137,15 @@ impl Admin {
         self.inner.draining.store(true, Ordering::Release);
     }
 
-    pub async fn handle(&self, req: Request<Incoming>, _conn: ConnInfo) -> Response<Full<Bytes>> {
-        match self.route(req).await {
+    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Full<Bytes>> {
+        match self.route(req, conn).await {
             Ok(r) => r,
             Err(e) => {
                 match &e {
                     ApiError::StoreUnavailable(reason) => tracing::warn!(%reason, "token store unavailable"),
                     ApiError::StoreCorrupt(reason) => tracing::error!(%reason, "corrupt record in the token store"),
+                    ApiError::Provider(reason) => tracing::warn!(%reason, "sign-in: the identity provider failed"),
+                    ApiError::SignIn(reason) => tracing::info!(%reason, "sign-in refused"),
                     _ => {}
                 }
                 e.response()
@@ -133,7 +153,7 @@ impl Admin {
         }
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, ApiError> {
+    async fn route(&self, req: Request<Incoming>, conn: ConnInfo) -> Result<Response<Full<Bytes>>, ApiError> {
         let path = req.uri().path().to_string();
         let decoded = path
             .trim_start_matches('/')
@@ -156,10 +176,29 @@ impl Admin {
                     return Err(ApiError::Forbidden("cross-site requests are refused".into()));
                 }
                 let query = api::Query::parse(req.uri().query())?;
-                let caller =
-                    Caller::identify(req.headers(), &self.inner.api.config.admin.keys, &self.inner.auth).await?;
+                let i = &self.inner;
+                let (caller, set_cookie) = Caller::identify(
+                    req.headers(),
+                    conn.peer.ip(),
+                    !read_only,
+                    &i.api.config.admin.keys,
+                    &i.auth,
+                    &i.signin,
+                )
+                .await?;
                 let (parts, body) = req.into_parts();
-                self.inner.api.handle(&caller, &parts.method, rest, query, &parts.headers, body).await
+                let mut response = i.api.handle(&caller, &parts.method, rest, query, &parts.headers, body).await?;
+                if let Some(cookie) = set_cookie {
+                    response.headers_mut().append(http::header::SET_COOKIE, cookie);
+                }
+                Ok(response)
+            }
+            ["auth", rest @ ..] => {
+                if !read_only && cross_site(&req) {
+                    return Err(ApiError::Forbidden("cross-site requests are refused".into()));
+                }
+                let _call = self.inner.calls.try_acquire().map_err(|_| ApiError::Busy)?;
+                self.inner.signin.handle(req, rest, self.inner.api.config.admin.max_body_bytes).await
             }
             _ if !read_only => match segments.as_slice() {
                 ["healthz" | "readyz" | "metrics" | ""] | ["assets", _] => Err(ApiError::MethodNotAllowed("GET, HEAD")),

@@ -2,8 +2,9 @@
 //! `tokengate token ...` reads the responses into them, so both sides agree on one shape (the
 //! `Token`, `TokenWithSecret` and `TokenList` schemas in `docs/openapi.yaml`).
 //!
-//! Timestamps travel as RFC 3339 in UTC with millisecond precision; a token never used and a
-//! rotation without a grace period still running show `null`, never an absent field.
+//! Timestamps travel as RFC 3339 in UTC with millisecond precision; a token never used (its last
+//! use's time and client address) and a rotation without a grace period still running show
+//! `null`, never an absent field.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,10 @@ pub struct TokenView {
     /// `None` (null): never used.
     #[serde(default, with = "rfc3339_or_null")]
     pub last_used_at: Option<Timestamp>,
+    /// The client address of the last use as the proxy saw it (after trusted forwarding
+    /// headers); `None` (null): never used, or not recorded.
+    #[serde(default)]
+    pub last_used_from: Option<String>,
     /// Until when the secret replaced by the last rotation still works, while it does.
     #[serde(default, with = "rfc3339_or_null")]
     pub previous_secret_valid_until: Option<Timestamp>,
@@ -57,6 +62,7 @@ impl TokenView {
             created_by: token.created_by.clone(),
             expires_at: token.expires_at,
             last_used_at: token.last_used_at,
+            last_used_from: token.last_used_from.clone(),
             previous_secret_valid_until: token.previous.as_ref().filter(|p| now < p.valid_until).map(|p| p.valid_until),
             limits: token.limits.clone(),
         }
@@ -160,6 +166,7 @@ mod tests {
             created_by: "operator".into(),
             expires_at: Timestamp(1_766_403_695_123),
             last_used_at: None,
+            last_used_from: None,
             previous_secret_valid_until: Some(Timestamp(1_763_815_295_000)),
             limits: TokenLimits {
                 rate: Some(crate::token::limits::RateLimit { requests: 100, window_secs: 60, burst: Some(10) }),
@@ -170,6 +177,7 @@ mod tests {
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["created_at"], "2025-11-22T11:41:35.123Z");
         assert_eq!(json["last_used_at"], serde_json::Value::Null, "null, not absent");
+        assert_eq!(json["last_used_from"], serde_json::Value::Null, "null, not absent");
         assert_eq!(json["previous_secret_valid_until"], "2025-11-22T12:41:35.000Z");
         assert_eq!(json["scopes"], serde_json::json!(["env:prod"]));
         assert_eq!(serde_json::from_value::<TokenView>(json).unwrap(), view);

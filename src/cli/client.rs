@@ -57,28 +57,59 @@ pub fn http_client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build(crate::net::tls::client_connector(HttpConnector::new()))
 }
 
-/// A client of one admin listener, authenticated with an operator key or a personal token.
+/// A client of one admin listener, authenticated with an operator key, a personal token or the
+/// session `tokengate login` stored.
 pub struct AdminClient {
     base: String,
-    credential: String,
+    credential: Option<String>,
     http: HttpClient,
 }
 
 impl AdminClient {
-    /// The admin key when given, otherwise the personal token; neither is an error.
+    /// The admin key when given, otherwise the personal token, otherwise the stored session for
+    /// this admin URL; none is an error.
     pub fn new(args: &TokenArgs) -> Result<Self, CliError> {
-        Self::connect(&args.admin_url, args.admin_key.clone(), args.token.clone())
+        let base = args.admin_url.trim_end_matches('/').to_string();
+        let credential = args
+            .admin_key
+            .clone()
+            .or_else(|| args.token.clone())
+            .or_else(|| crate::cli::login::stored_session(&base))
+            .ok_or_else(|| {
+                CliError::Failed(
+                    "no credential: run `tokengate login`, or set TOKENGATE_ADMIN_KEY (operators) or TOKENGATE_TOKEN (your personal token)".into(),
+                )
+            })?;
+        Ok(Self { base, credential: Some(credential), http: http_client() })
     }
 
-    /// A client of the admin listener at `admin_url`, with the admin key when given, otherwise
-    /// the personal token.
+    /// A client of the admin listener at `admin_url`: the admin key when given, otherwise the
+    /// personal token, otherwise the session `tokengate login` stored.
     pub fn connect(admin_url: &str, admin_key: Option<String>, token: Option<String>) -> Result<Self, CliError> {
-        let credential = admin_key.or(token).ok_or_else(|| {
-            CliError::Failed(
-                "no credential: set TOKENGATE_ADMIN_KEY (operators) or TOKENGATE_TOKEN (your personal token)".into(),
-            )
-        })?;
-        Ok(Self { base: admin_url.trim_end_matches('/').to_string(), credential, http: http_client() })
+        let base = admin_url.trim_end_matches('/').to_string();
+        let credential =
+            admin_key.or(token).or_else(|| crate::cli::login::stored_session(&base)).ok_or_else(|| {
+                CliError::Failed(
+                    "no credential: run `tokengate login`, or set TOKENGATE_ADMIN_KEY (operators) or TOKENGATE_TOKEN (your personal token)".into(),
+                )
+            })?;
+        Ok(Self { base, credential: Some(credential), http: http_client() })
+    }
+
+    /// A client without a credential (for signing in).
+    pub fn anonymous(admin_url: &str) -> Self {
+        Self { base: admin_url.trim_end_matches('/').to_string(), credential: None, http: http_client() }
+    }
+
+    /// The answer's status and JSON body, whatever the status.
+    pub async fn exchange_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), CliError> {
+        let (status, bytes) = self.exchange(method, path, body).await?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
     /// Sends a request and reads the successful answer as `T`.
@@ -93,6 +124,18 @@ impl AdminClient {
             .map_err(|e| CliError::Failed(format!("unexpected answer from the admin API for {path}: {e}")))
     }
 
+    /// Like [`AdminClient::call`], but `Ok(None)` when the answer is 404 (no such resource).
+    pub async fn call_optional<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<Option<T>, CliError> {
+        let (status, bytes) = self.exchange(method, path, None).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let bytes = success(status, bytes)?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| CliError::Failed(format!("unexpected answer from the admin API for {path}: {e}")))
+    }
+
     /// Sends a request whose successful answer has no body (`204 No Content`).
     pub async fn call_no_content(&self, method: Method, path: &str, body: Option<Value>) -> Result<(), CliError> {
         self.send(method, path, body).await.map(drop)
@@ -100,11 +143,17 @@ impl AdminClient {
 
     /// The body of a successful answer; any other answer becomes [`describe_error`]'s line.
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Bytes, CliError> {
+        let (status, bytes) = self.exchange(method, path, body).await?;
+        success(status, bytes)
+    }
+
+    /// The answer's status and body, whatever the status.
+    async fn exchange(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Bytes), CliError> {
         let url = format!("{}{path}", self.base);
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(http::header::AUTHORIZATION, format!("Bearer {}", self.credential));
+        let mut req = http::Request::builder().method(method).uri(&url);
+        if let Some(credential) = &self.credential {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {credential}"));
+        }
         if body.is_some() {
             req = req.header(http::header::CONTENT_TYPE, "application/json");
         }
@@ -122,12 +171,17 @@ impl AdminClient {
             .await
             .map_err(|e| CliError::Failed(format!("reading the response: {e}")))?
             .to_bytes();
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Err(CliError::Failed(describe_error(status, &value)))
+        Ok((status, bytes))
     }
+}
+
+/// The body of a successful answer; any other becomes [`describe_error`]'s line.
+fn success(status: StatusCode, bytes: Bytes) -> Result<Bytes, CliError> {
+    if status.is_success() {
+        return Ok(bytes);
+    }
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Err(CliError::Failed(describe_error(status, &value)))
 }
 
 /// The server's error body (`{"error": {"message", "field"}}`) as one line.

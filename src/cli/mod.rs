@@ -20,6 +20,7 @@
 pub mod client;
 pub mod demo;
 pub mod healthcheck;
+pub mod login;
 pub mod principal;
 pub mod store;
 pub mod token;
@@ -52,7 +53,12 @@ pub enum Command {
     /// Validate a config file (with environment overrides), print a summary, exit non-zero on error.
     CheckConfig(ConfigArg),
     /// Manage tokens through a running tokengate's admin port.
-    Token(TokenArgs),
+    Token(Box<TokenArgs>),
+    /// Sign the command line in with your company account (a device code at the configured
+    /// OpenID provider); later commands use the stored session.
+    Login(login::LoginArgs),
+    /// Forget the session `login` stored.
+    Logout,
     /// Manage principals (the people tokens belong to) through the admin port (operators).
     Principal(PrincipalArgs),
     /// Maintain the configured token store directly (not through the admin port).
@@ -208,6 +214,20 @@ pub enum TokenCommand {
         /// The principal a personal token is for (operators; people always create their own).
         #[arg(long)]
         owner: Option<String>,
+        /// Create the --owner principal first when it does not exist yet (operators); an
+        /// existing one is left as it is.
+        #[arg(long, requires = "owner", conflicts_with = "org")]
+        create_owner: bool,
+        /// With --create-owner: the owner's display name (default: the --owner id).
+        #[arg(long, requires = "create_owner", value_name = "NAME")]
+        owner_name: Option<String>,
+        /// With --create-owner: the owner's organization.
+        #[arg(long, requires = "create_owner", value_name = "ORG")]
+        owner_org: Option<String>,
+        /// With --create-owner: a role the owner holds (repeatable; default: the token's --role
+        /// values, or the configured default roles).
+        #[arg(long = "owner-role", requires = "create_owner", value_name = "ROLE")]
+        owner_roles: Vec<String>,
         /// A role to grant (repeatable).
         #[arg(long = "role")]
         roles: Vec<String>,
@@ -231,9 +251,15 @@ pub enum TokenCommand {
         /// Only tokens of this owner (a principal or organization id).
         #[arg(long)]
         owner: Option<String>,
-        /// The most tokens to show.
+        /// The most tokens to show; when more exist, the command says how to see the next ones.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Continue after an earlier listing (the cursor it printed).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Every token, however many (ignores --limit).
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
         #[arg(long)]
         json: bool,
     },
@@ -292,8 +318,16 @@ pub enum TokenCommand {
 pub fn run(command: Command, env: &BTreeMap<String, String>) -> ExitCode {
     let error = |e: &CliError| eprintln!("error: {e}");
     match command {
-        Command::Token(args) => complete(small_runtime(), token::run(args), error),
+        Command::Token(args) => complete(small_runtime(), token::run(*args), error),
         Command::Principal(args) => complete(small_runtime(), principal::run(args), error),
+        Command::Login(args) => complete(small_runtime(), login::login(args), error),
+        Command::Logout => match login::logout() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error(&e);
+                ExitCode::FAILURE
+            }
+        },
         Command::Healthcheck(args) => {
             complete(small_runtime(), healthcheck::run(&args.url, args.timeout), |e| eprintln!("unhealthy: {e}"))
         }

@@ -33,9 +33,31 @@ macro_rules! out {
 /// Runs one `tokengate token` command.
 pub async fn run(args: TokenArgs) -> Result<(), CliError> {
     let client = AdminClient::new(&args)?;
+    let operator = args.admin_key.is_some();
     let now = SystemTime::now();
     match args.command {
-        TokenCommand::Create { name, expires, org, owner, roles, scopes, limits, json } => {
+        TokenCommand::Create {
+            name,
+            expires,
+            org,
+            owner,
+            create_owner,
+            owner_name,
+            owner_org,
+            owner_roles,
+            roles,
+            scopes,
+            limits,
+            json,
+        } => {
+            if create_owner {
+                let Some(owner) = owner.as_deref() else {
+                    return Err(CliError::Failed("--create-owner needs --owner, the principal to create".into()));
+                };
+                let roles = if owner_roles.is_empty() { roles.clone() } else { owner_roles };
+                let person = NewOwner { id: owner, display_name: owner_name, org: owner_org, roles };
+                ensure_owner(&client, operator, person).await?;
+            }
             let mut body = json!({ "name": name, "expires_in_days": expires });
             if let Some(org) = org {
                 body["kind"] = "organization".into();
@@ -52,7 +74,13 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
             if let Some(limits) = limits_json(&limits) {
                 body["limits"] = limits;
             }
-            let issued: TokenWithSecret = client.call(Method::POST, "/v1/tokens", Some(body)).await?;
+            let issued: TokenWithSecret =
+                client.call(Method::POST, "/v1/tokens", Some(body)).await.map_err(|e| match e {
+                    CliError::Failed(m) if m.starts_with("owner: no principal") && !create_owner => CliError::Failed(
+                        format!("{m}; add --create-owner (with an operator key) to create the owner first"),
+                    ),
+                    e => e,
+                })?;
             if json {
                 print_json(&issued)?;
             } else {
@@ -67,11 +95,15 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                 print_secret(&issued, &heading)?;
             }
         }
-        TokenCommand::List { name, status, owner, limit, json } => {
+        TokenCommand::List { name, status, owner, limit, cursor, all, json } => {
+            let limit = limit.max(1);
             let mut tokens: Vec<TokenView> = Vec::new();
-            let mut cursor: Option<String> = None;
+            let mut cursor = cursor;
             loop {
-                let mut query = format!("limit={}", limit.clamp(1, 200));
+                // Never more than still wanted, so the last page's cursor is exactly where the
+                // listing stopped.
+                let want = if all { 200 } else { (limit - tokens.len()).clamp(1, 200) };
+                let mut query = format!("limit={want}");
                 for (key, value) in [("name", &name), ("status", &status), ("owner", &owner), ("cursor", &cursor)] {
                     if let Some(v) = value {
                         query.push_str(&format!("&{key}={}", encode(v)));
@@ -80,11 +112,10 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                 let page: TokenList = client.call(Method::GET, &format!("/v1/tokens?{query}"), None).await?;
                 tokens.extend(page.tokens);
                 cursor = page.next_cursor;
-                if cursor.is_none() || tokens.len() >= limit {
+                if cursor.is_none() || (!all && tokens.len() >= limit) {
                     break;
                 }
             }
-            tokens.truncate(limit);
             if json {
                 print_json(&tokens)?;
             } else if tokens.is_empty() {
@@ -95,6 +126,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                     .map(|t| {
                         vec![
                             t.name.clone(),
+                            t.id.to_string(),
                             t.display.clone(),
                             t.status.as_str().to_string(),
                             date(t.created_at),
@@ -105,8 +137,16 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                         ]
                     })
                     .collect();
-                let header = ["NAME", "TOKEN", "STATUS", "CREATED", "EXPIRES", "LAST USED", "CREATED BY", "LIMITS"];
+                let header =
+                    ["NAME", "ID", "TOKEN", "STATUS", "CREATED", "EXPIRES", "LAST USED", "CREATED BY", "LIMITS"];
                 out!("{}", table(&header, &rows));
+            }
+            // On standard error, so that `--json` output stays one JSON document.
+            if let Some(next) = cursor {
+                eprintln!(
+                    "More tokens than the {} shown: add --cursor {next} for the next ones, or --all for every one.",
+                    tokens.len()
+                );
             }
         }
         TokenCommand::Show { id, json } => {
@@ -126,7 +166,7 @@ pub async fn run(args: TokenArgs) -> Result<(), CliError> {
                     ("Scopes", scopes.join(", ")),
                     ("Created", format!("{} by {}", t.created_at.to_rfc3339(), t.created_by)),
                     ("Expires", t.expires_at.to_rfc3339()),
-                    ("Last used", relative(t.last_used_at.map(Timestamp::to_system_time), now)),
+                    ("Last used", last_use(&t, now)),
                     ("Limits", t.limits.to_string()),
                 ] {
                     out!("{label:<10} {value}");
@@ -268,9 +308,52 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `"name" (tgp_12345678...)`.
+/// `"name" (tgp_12345678..., id 12345678abcd)`: the id is what the other commands accept.
 fn describe(token: &TokenView) -> String {
-    format!("\"{}\" ({})", token.name, token.display)
+    format!("\"{}\" ({}, id {})", token.name, token.display, token.id)
+}
+
+/// "5 minutes ago from 203.0.113.7", or "never".
+fn last_use(token: &TokenView, now: SystemTime) -> String {
+    let when = relative(token.last_used_at.map(Timestamp::to_system_time), now);
+    match &token.last_used_from {
+        Some(from) if token.last_used_at.is_some() => format!("{when} from {from}"),
+        _ => when,
+    }
+}
+
+/// The principal `tokengate token create --create-owner` makes.
+struct NewOwner<'a> {
+    id: &'a str,
+    display_name: Option<String>,
+    org: Option<String>,
+    roles: Vec<String>,
+}
+
+/// Creates the owner principal unless it exists (then it is left unchanged, and said so).
+/// Only operators manage principals: anyone else is told so before anything is sent.
+async fn ensure_owner(client: &AdminClient, operator: bool, owner: NewOwner<'_>) -> Result<(), CliError> {
+    if !operator {
+        return Err(CliError::Failed(
+            "--create-owner needs an operator key (TOKENGATE_ADMIN_KEY): only operators manage principals".into(),
+        ));
+    }
+    let path = format!("/v1/principals/{}", encode(owner.id));
+    if client.call_optional::<serde_json::Value>(Method::GET, &path).await?.is_some() {
+        eprintln!("The owner {} already exists; left unchanged.", owner.id);
+        return Ok(());
+    }
+    let roles = if owner.roles.is_empty() {
+        let session: serde_json::Value = client.call(Method::GET, "/v1/session", None).await?;
+        serde_json::from_value(session["default_roles"].clone()).unwrap_or_default()
+    } else {
+        owner.roles
+    };
+    let display_name = owner.display_name.unwrap_or_else(|| owner.id.to_string());
+    let body = json!({ "display_name": display_name, "org": owner.org, "roles": roles });
+    let _: serde_json::Value = client.call(Method::PUT, &path, Some(body)).await?;
+    eprintln!("Created the owner {} ({display_name}).", owner.id);
+    Ok(())
 }
 
 fn print_secret(issued: &TokenWithSecret, heading: &str) -> Result<(), CliError> {

@@ -44,6 +44,10 @@ pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 pub const ADMIN_MAX_CONCURRENT_CALLS: usize = 16;
 pub const WEBHOOK_MAX_ATTEMPTS: u32 = 6;
 pub const WEBHOOK_TIMEOUT: &str = "5s";
+/// How long a sign-in lasts at most (`identity.sessions.lifetime`).
+pub const SESSION_LIFETIME: &str = "12h";
+/// How long a signed-in session lasts without use (`identity.sessions.idle_timeout`).
+pub const SESSION_IDLE_TIMEOUT: &str = "1h";
 
 impl Default for CacheConfig {
     /// The documented defaults (`config/tokengate.yaml`).

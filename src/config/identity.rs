@@ -6,6 +6,12 @@
 //! `operators` / `auditors` lists, by principal id) gives them.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::HeaderName;
+use ipnet::IpNet;
+
+use crate::config::Secret;
 
 use crate::policy::scope::Scope;
 use crate::token::{AdminRole, Principal};
@@ -36,6 +42,72 @@ pub struct IdentityConfig {
     pub operators: Vec<String>,
     /// Principal ids that are auditors whatever their groups say.
     pub auditors: Vec<String>,
+    /// Sign-in through an OpenID Connect provider (the page and `tokengate login`).
+    pub oidc: Option<OidcConfig>,
+    /// Sign-in by an auth proxy in front of the admin listener.
+    pub trusted_headers: Option<TrustedHeaders>,
+    /// Present when `oidc` is.
+    pub sessions: Option<SessionConfig>,
+}
+
+/// `identity.oidc`.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// Discovery is `{issuer}/.well-known/openid-configuration`; ID tokens must name it as `iss`,
+    /// exactly as written (so it is kept as text: a URL type would add a trailing `/`).
+    pub issuer: String,
+    pub client_id: String,
+    /// None: a public client (PKCE alone).
+    pub client_secret: Option<Secret>,
+    /// This listener's `/auth/callback` as the browser reaches it.
+    pub redirect_url: url::Url,
+    /// Asked for besides `openid`.
+    pub scopes: Vec<String>,
+    pub claims: ClaimNames,
+    /// The organization of everyone who signs in, when no `claims.org` names one.
+    pub org: Option<String>,
+}
+
+/// Which ID token claims hold what.
+#[derive(Debug, Clone)]
+pub struct ClaimNames {
+    /// The principal id (default `sub`; `email` or `preferred_username` read better).
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    /// A list of group names (or one string).
+    pub groups: String,
+    pub org: Option<String>,
+}
+
+/// `identity.trusted_headers`: who the auth proxy in front says the person is.
+#[derive(Debug, Clone)]
+pub struct TrustedHeaders {
+    /// Only requests whose peer is in one of these are believed; others carrying `user` are
+    /// refused.
+    pub peers: Vec<IpNet>,
+    pub user: HeaderName,
+    pub email: Option<HeaderName>,
+    pub name: Option<HeaderName>,
+    /// Comma-separated group names.
+    pub groups: Option<HeaderName>,
+}
+
+impl TrustedHeaders {
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.peers.iter().any(|n| n.contains(&peer))
+    }
+}
+
+/// `identity.sessions`: the signed-in session (a cookie for the page, a bearer credential for
+/// the CLI), sealed with AES-256-GCM.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The first key seals; every key opens (rotation: add the new key first, drop the old one
+    /// after `lifetime`).
+    pub keys: Vec<Secret>,
+    pub lifetime: Duration,
+    pub idle_timeout: Duration,
 }
 
 impl IdentityConfig {
@@ -91,7 +163,7 @@ mod tests {
             },
         );
         groups.insert("root".into(), GroupGrant { admin: Some(AdminRole::Operator), ..Default::default() });
-        IdentityConfig { groups, operators: vec!["boss".into()], auditors: vec!["clerk".into()] }
+        IdentityConfig { groups, operators: vec!["boss".into()], auditors: vec!["clerk".into()], ..Default::default() }
     }
 
     #[test]

@@ -261,6 +261,49 @@ pub struct RawIdentity {
     pub groups: Option<std::collections::BTreeMap<String, RawGroup>>,
     pub operators: Option<Vec<String>>,
     pub auditors: Option<Vec<String>>,
+    pub oidc: Option<RawOidc>,
+    pub trusted_headers: Option<RawTrustedHeaders>,
+    pub sessions: Option<RawSessions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub redirect_url: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub claims: Option<RawClaims>,
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaims {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub groups: Option<String>,
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrustedHeaders {
+    pub peers: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessions {
+    pub keys_file: Option<String>,
+    pub lifetime: Option<DurationText>,
+    pub idle_timeout: Option<DurationText>,
 }
 
 #[derive(Debug, Default, Deserialize)]

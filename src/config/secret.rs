@@ -20,6 +20,12 @@ pub const REDIS_PASSWORD_ENV: &str = "TOKENGATE_REDIS_PASSWORD";
 /// The sentinels' password (alternative to `store.redis.sentinel.password_file`).
 pub const REDIS_SENTINEL_PASSWORD_ENV: &str = "TOKENGATE_REDIS_SENTINEL_PASSWORD";
 
+/// The OpenID Connect client secret (alternative to `identity.oidc.client_secret_file`).
+pub const OIDC_CLIENT_SECRET_ENV: &str = "TOKENGATE_OIDC_CLIENT_SECRET";
+/// Session keys, comma-separated, the sealing key first (alternative to
+/// `identity.sessions.keys_file`).
+pub const SESSION_KEYS_ENV: &str = "TOKENGATE_SESSION_KEYS";
+
 /// A secret string from the environment or a file; redacted in `Debug`.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -75,7 +81,7 @@ impl Secret {
 }
 
 /// Reads a secret file, without its trailing newline.
-fn read_secret_file(field: &str, path: &str, ctx: &Ctx) -> Result<String, ConfigError> {
+pub(super) fn read_secret_file(field: &str, path: &str, ctx: &Ctx) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ctx.error(field, format!("cannot read {path}: {e}")))?;
     Ok(text.trim_end().to_string())
 }

@@ -1,5 +1,5 @@
-//! The token model: records, their lifecycle, principals, directory groups and audit events
-//! ([`Token`], [`Action`], [`Principal`], [`Group`], [`AuditEvent`]); the wire format ([`format`]: generate, parse,
+//! The token model: records, their lifecycle, principals and audit events ([`Token`],
+//! [`Action`], [`Principal`], [`Group`], [`AuditEvent`]); the wire format ([`format`]: generate, parse,
 //! checksum, masked display); digests ([`digest`]); minting ([`mint`]).
 //!
 //! May use: [`crate::policy::scope`] and [`crate::clock`]. Pure: no I/O, no store, proxy, admin or
@@ -19,12 +19,12 @@
 //! A transition to the state a token is already in is a no-op, not an error, so retries are safe.
 //! "Expired" is not stored: it is derived from `expires_at` when a token is shown or used.
 
-mod audit;
 pub mod digest;
 pub mod format;
 mod group;
 pub mod limits;
 pub mod mint;
+mod principal;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -34,11 +34,11 @@ use crate::policy::scope::Scope;
 use crate::token::digest::TokenDigest;
 use crate::token::limits::TokenLimits;
 
-pub use audit::{AuditAction, AuditEvent};
 pub use format::{
     BODY_LEN, ID_LEN, ParseError, ParsedToken, PrefixError, SecretToken, TokenFormat, TokenId, TokenKind,
 };
 pub use group::{Group, valid_group_id};
+pub use principal::{AdminRole, Principal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -235,78 +235,68 @@ impl Token {
     }
 }
 
-/// A person (or service identity) that can own personal tokens.
-///
-/// Where one comes from: an operator (`PUT /v1/principals/{id}`), a sign-in (OpenID Connect
-/// claims or trusted headers) or the directory (SCIM). The last two set `groups` and derive
-/// `roles` and `admin` from them through `identity.groups`; an operator sets `roles` directly.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Principal {
-    pub id: String,
-    pub display_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub org: Option<String>,
-    /// The roles this person holds now; their personal tokens grant at most these.
-    pub roles: Vec<String>,
-    /// The scopes this person may give the tokens they create when signed in (tokens keep the
-    /// scopes they were created with).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scopes: Vec<Scope>,
-    /// The directory groups `roles`, `scopes` and `admin` were derived from (empty when set by
-    /// hand).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
-    /// What this person may do on the admin API beyond their own tokens, when signed in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin: Option<AdminRole>,
-    /// Deactivated by the directory (SCIM `active: false`): their personal tokens are refused
-    /// and they cannot sign in, but nothing is deleted, so reactivating brings both back.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub deactivated: bool,
-    /// The most a person may give the tokens they create or edit (operators set these); none:
-    /// no cap.
-    #[serde(default, skip_serializing_if = "TokenLimits::is_unlimited")]
-    pub limits: TokenLimits,
-    /// The directory's own id for this person (SCIM `externalId`), when provisioned by one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external_id: Option<String>,
-    /// When the directory created and last changed this record (SCIM `meta`); absent in records
-    /// written by hand or before SCIM existed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<Timestamp>,
+/// What happened in an audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditAction {
+    Create,
+    Suspend,
+    Activate,
+    Revoke,
+    Restore,
+    Delete,
+    Rotate,
+    /// The token's limits were changed.
+    Limits,
 }
 
-/// Powers on the admin API that come from who a signed-in person is, not from a token.
-/// Ordered: each includes what the ones before it may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AdminRole {
-    /// Reads every token, principal and audit event; changes nothing.
-    Auditor,
-    /// Everything an admin key may do.
-    Operator,
-}
-
-impl AdminRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auditor => "auditor",
-            Self::Operator => "operator",
+impl From<Action> for AuditAction {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Suspend => Self::Suspend,
+            Action::Activate => Self::Activate,
+            Action::Revoke => Self::Revoke,
+            Action::Restore => Self::Restore,
         }
     }
 }
 
-impl std::str::FromStr for AdminRole {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auditor" => Ok(Self::Auditor),
-            "operator" => Ok(Self::Operator),
-            _ => Err(format!("unknown admin role {s:?} (auditor or operator)")),
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Suspend => "suspend",
+            Self::Activate => "activate",
+            Self::Revoke => "revoke",
+            Self::Restore => "restore",
+            Self::Delete => "delete",
+            Self::Rotate => "rotate",
+            Self::Limits => "limits",
+        }
+    }
+}
+
+/// One lifecycle change, appended by the store in the same transaction as the change itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: AuditAction,
+    pub token_id: TokenId,
+    pub token_name: String,
+    pub owner: String,
+}
+
+impl AuditEvent {
+    /// An event for `action` on `token` by `actor`, stamped now.
+    pub fn now(token: &Token, actor: &str, action: AuditAction) -> Self {
+        Self {
+            at: Timestamp::now(),
+            actor: actor.to_string(),
+            action,
+            token_id: token.id,
+            token_name: token.name.clone(),
+            owner: token.owner.clone(),
         }
     }
 }

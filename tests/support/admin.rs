@@ -17,13 +17,20 @@ pub struct Admin {
 
 impl Admin {
     pub async fn start(extra: &str) -> Self {
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_bound(extra, admin).await
+    }
+
+    /// [`Admin::start`] on an admin listener bound beforehand.
+    #[allow(dead_code)]
+    pub async fn start_bound(extra: &str, admin: tokio::net::TcpListener) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("admin-keys");
         std::fs::write(&keys, format!("# operators\n{OPERATOR_KEY}\n")).unwrap();
         let upstream = Upstream::start().await;
         let yaml =
             embedded_config(&upstream.url(), dir.path(), &format!("admin:\n  keys_file: {}\n{extra}", keys.display()));
-        let gate = Gate::start(&yaml).await;
+        let gate = Gate::start_bound(&yaml, admin).await;
         Self { _dir: dir, _upstream: upstream, gate }
     }
 

@@ -26,11 +26,18 @@ pub struct Gate {
 impl Gate {
     /// Starts tokengate with `yaml` (which must set `upstream` and the store).
     pub async fn start(yaml: &str) -> Self {
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_bound(yaml, admin).await
+    }
+
+    /// [`Gate::start`] with an admin listener bound beforehand (when the config must name its
+    /// address, e.g. an OpenID Connect redirect URL).
+    #[allow(dead_code)]
+    pub async fn start_bound(yaml: &str, admin: TcpListener) -> Self {
         let config = Config::from_yaml(yaml, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         let app = App::build(config).await.unwrap();
         let store = app.store().clone();
         let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (addr, admin_addr) = (proxy.local_addr().unwrap(), admin.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run(proxy, admin, async move {

@@ -49,6 +49,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if or .Values.secret.pepper .Values.secret.existingSecret -}}
 {{- $_ := set $base "tokens" (dict "pepper_file" "/etc/tokengate/secrets/pepper") -}}
 {{- end -}}
+{{- if .Values.identity -}}
+{{- $identity := deepCopy .Values.identity -}}
+{{- if or $identity.oidc $identity.sessions -}}
+{{- $sessions := default (dict) $identity.sessions -}}
+{{- $_ := set $sessions "keys_file" "/etc/tokengate/secrets/session-keys" -}}
+{{- $_ := set $identity "sessions" $sessions -}}
+{{- end -}}
+{{- if and $identity.oidc (or .Values.secret.oidcClientSecret .Values.secret.existingSecret) -}}
+{{- $_ := set $identity.oidc "client_secret_file" "/etc/tokengate/secrets/oidc-client-secret" -}}
+{{- end -}}
+{{- $_ := set $base "identity" $identity -}}
+{{- end -}}
 {{- toYaml (mergeOverwrite $base .Values.config) -}}
 {{- end -}}
 

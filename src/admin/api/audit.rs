@@ -16,8 +16,8 @@ const MAX_LIMIT: usize = 1000;
 
 impl Api {
     pub(super) async fn audit(&self, caller: &Caller, mut query: Query) -> Result<Response<Full<Bytes>>, ApiError> {
-        if !caller.is_operator() {
-            return Err(ApiError::Forbidden("only operators read the audit log".into()));
+        if !caller.reads_everything() {
+            return Err(ApiError::Forbidden("only operators and auditors read the audit log".into()));
         }
         let limit = match query.take("limit") {
             Some(v) => v

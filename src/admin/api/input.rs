@@ -69,7 +69,7 @@ impl Query {
 /// Reads a JSON body: at most `max` bytes, `Content-Type: application/json`, no unknown
 /// fields; an empty body reads as `{}` when `T` allows it, unless it comes with another
 /// `Content-Type` (415, as for a non-empty one).
-pub(super) async fn read_json<T: DeserializeOwned>(
+pub(crate) async fn read_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Incoming,
     max: usize,

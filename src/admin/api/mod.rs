@@ -115,20 +115,35 @@ impl Api {
         }
     }
 
-    /// `GET /v1/session`: who the caller is and what the Tokens page may offer them.
+    /// `GET /v1/session`: who the caller is and what the Tokens page may offer them: `roles` are
+    /// the configured roles and `scopes` those the route rules require (an operator picks from
+    /// these); a person picks from `caller.roles` and `caller.scopes`, what their token holds.
     fn session(&self, caller: &Caller) -> Response<Full<Bytes>> {
         let c = &self.config;
         let who = match caller {
             Caller::Operator => serde_json::json!({ "kind": "operator" }),
-            Caller::Person { principal, roles, scopes } => serde_json::json!({
-                "kind": "person",
-                "id": principal.id,
-                "display_name": principal.display_name,
-                "org": principal.org,
-                "roles": roles,
-                "scopes": scopes,
-                "admin_of": caller.admin_of(),
-            }),
+            Caller::Person { principal, roles, scopes, admin, via } => {
+                use crate::admin::signin::Via;
+                let (signed_in, csrf) = match via {
+                    None => ("token", None),
+                    Some(Via::Cookie { csrf }) => ("session", Some(csrf)),
+                    Some(Via::Cli) => ("cli", None),
+                    Some(Via::Headers) => ("headers", None),
+                };
+                serde_json::json!({
+                    "kind": "person",
+                    "id": principal.id,
+                    "display_name": principal.display_name,
+                    "email": principal.email,
+                    "org": principal.org,
+                    "roles": roles,
+                    "scopes": scopes,
+                    "admin_of": caller.admin_of(),
+                    "admin": admin.map(|a| a.as_str()),
+                    "signed_in_with": signed_in,
+                    "csrf_token": csrf,
+                })
+            }
         };
         json_response(
             StatusCode::OK,
@@ -136,6 +151,7 @@ impl Api {
                 "caller": who,
                 "expiry_days": c.tokens.expiry_days,
                 "roles": c.roles,
+                "scopes": c.routes.scopes(),
                 "default_roles": c.tokens.default_roles,
                 "allow_restore": c.tokens.allow_restore,
             }),

@@ -79,7 +79,7 @@ impl Api {
         }
         let is_self = matches!(caller, Caller::Person { principal, .. } if principal.id == id);
         match *method {
-            Method::GET if caller.is_operator() || is_self => {
+            Method::GET if caller.reads_everything() || is_self => {
                 let p = self
                     .store
                     .get_principal(id)

@@ -62,9 +62,19 @@ impl Api {
     /// The token, if it exists and the caller may see it (otherwise 404: existence is not revealed).
     async fn visible(&self, caller: &Caller, id: TokenId) -> Result<Token, ApiError> {
         match self.store.get(&id).await? {
-            Some(t) if caller.may_manage(&t) => Ok(t),
+            Some(t) if caller.may_see(&t) => Ok(t),
             _ => Err(ApiError::NotFound("no such token".into())),
         }
+    }
+
+    /// The token, if the caller may change it: 404 when they may not see it, 403 when they may
+    /// only read it (auditors).
+    async fn manageable(&self, caller: &Caller, id: TokenId) -> Result<Token, ApiError> {
+        let token = self.visible(caller, id).await?;
+        if !caller.may_manage(&token) {
+            return Err(ApiError::Forbidden("auditors read every token but change only their own".into()));
+        }
+        Ok(token)
     }
 
     /// `GET /v1/tokens/{id}`.
@@ -82,7 +92,7 @@ impl Api {
         body: Incoming,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         read_json::<Empty>(headers, body, self.config.admin.max_body_bytes).await?;
-        self.visible(caller, id).await?;
+        self.manageable(caller, id).await?;
         self.store.delete(&id, &caller.actor()).await?;
         Ok(no_content())
     }
@@ -106,7 +116,7 @@ impl Api {
             _ => return Err(ApiError::NotFound("no such endpoint".into())),
         };
         read_json::<Empty>(headers, body, max).await?;
-        let token = self.visible(caller, id).await?;
+        let token = self.manageable(caller, id).await?;
         if matches!(action, Action::Activate | Action::Restore) {
             caller.may_reissue(action.as_str(), &token)?;
         }
@@ -124,8 +134,9 @@ impl Api {
         limits: serde_json::Value,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
         let limits = input::limits(limits)?;
-        self.visible(caller, id).await?;
+        self.manageable(caller, id).await?;
         if let Caller::Person { principal, .. } = caller
+            && !caller.is_operator()
             && !limits.is_within(&principal.limits)
         {
             return Err(ApiError::Forbidden(format!("your own limits allow at most: {}", principal.limits)));
@@ -170,7 +181,9 @@ impl Api {
             q.cursor = Some(Cursor::parse(&cursor).ok_or_else(|| ApiError::bad("cursor", "invalid cursor"))?);
         }
         query.finish()?;
-        if let Caller::Person { principal, .. } = caller {
+        if let Caller::Person { principal, .. } = caller
+            && !caller.reads_everything()
+        {
             match &q.owner {
                 None => q.owner = Some(principal.id.clone()),
                 Some(owner) if !caller.may_list_owner(owner) => {
@@ -182,7 +195,7 @@ impl Api {
             }
         }
         let page = self.store.list(&q).await?;
-        let tokens = page.tokens.iter().filter(|t| caller.may_manage(t)).map(|t| self.view(t, now)).collect();
+        let tokens = page.tokens.iter().filter(|t| caller.may_see(t)).map(|t| self.view(t, now)).collect();
         Ok(json_response(StatusCode::OK, &TokenList { tokens, next_cursor: page.next_cursor.map(|c| c.to_string()) }))
     }
 
@@ -213,7 +226,9 @@ impl Api {
         // People give their tokens at most their own limits (by default exactly those), so a
         // limit an operator set on a person cannot be shed by minting a new token.
         let limits = match (req.limits.map(input::limits).transpose()?, caller) {
-            (Some(limits), Caller::Person { principal, .. }) if !limits.is_within(&principal.limits) => {
+            (Some(limits), Caller::Person { principal, .. })
+                if !caller.is_operator() && !limits.is_within(&principal.limits) =>
+            {
                 return Err(ApiError::Forbidden(format!("your own limits allow at most: {}", principal.limits)));
             }
             (Some(limits), _) => limits,
@@ -282,7 +297,7 @@ impl Api {
         if req.grace_seconds > MAX_GRACE_SECONDS {
             return Err(ApiError::bad("grace_seconds", format!("at most {MAX_GRACE_SECONDS} (30 days)")));
         }
-        let token = self.visible(caller, id).await?;
+        let token = self.manageable(caller, id).await?;
         caller.may_reissue("rotate", &token)?;
         let (secret, digest) = self.minter.remint(&token);
         let grace_until =

@@ -53,7 +53,7 @@ pub(super) fn validate(raw: RawConfig, env: &BTreeMap<String, String>, ctx: &Ctx
     let last_used = validate_last_used(raw.last_used.unwrap_or_default(), ctx)?;
     let notifications = validate_notifications(raw.notifications.unwrap_or_default(), env, ctx)?;
     let audit = validate_audit(raw.audit.unwrap_or_default(), ctx)?;
-    let identity = validate_identity(raw.identity.unwrap_or_default(), &roles, ctx)?;
+    let identity = validate_identity(raw.identity.unwrap_or_default(), &roles, env, ctx)?;
     let scim = validate_scim(raw.scim.unwrap_or_default(), env, ctx)?;
     if scim.token.as_ref().is_some_and(|t| admin.keys.contains(t.expose())) {
         // Otherwise an admin key would open /scim/v2 (and the SCIM token /v1).

@@ -275,6 +275,23 @@ impl RouteTable {
         self.rules.len()
     }
 
+    /// Every scope some rule requires, sorted and without repeats (what a token may usefully
+    /// carry, offered by the Tokens page to operators).
+    pub fn scopes(&self) -> Vec<Scope> {
+        let mut all: Vec<Scope> = self
+            .rules
+            .iter()
+            .filter_map(|r| match &r.access {
+                Access::Token { scopes, .. } => Some(scopes.iter().cloned()),
+                Access::Public => None,
+            })
+            .flatten()
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

@@ -1,0 +1,486 @@
+//! Signing people in: OpenID Connect for the page and the CLI, an auth proxy's trusted
+//! headers, and the sealed session that remembers them.
+//!
+//! | module      | what lives there                                                      |
+//! |-------------|-----------------------------------------------------------------------|
+//! | `mod.rs`    | [`SignIn`]: `/auth/*` routes, who a cookie, session or header names     |
+//! | [`seal`]    | AES-256-GCM sealing with rotating keys                                |
+//! | [`session`] | the session, its lifetime and idle timeout, its cookie                |
+//! | [`oidc`]    | the relying party: discovery, code flow with PKCE, ID token checks     |
+//!
+//! What it may use: config, token (principals), auth (the cache, for principals), store, net,
+//! clock. It knows nothing of the API's routes: [`super::access`] asks it who is calling.
+
+pub mod oidc;
+pub mod seal;
+pub mod session;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, HeaderValue, LOCATION, SET_COOKIE};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
+use subtle::ConstantTimeEq;
+
+use crate::admin::error::ApiError;
+use crate::auth::Authenticator;
+use crate::auth::cache::LookupError;
+use crate::clock::Timestamp;
+use crate::config::{Config, IdentityConfig};
+use crate::net::json::json_response;
+use crate::store::Store;
+use crate::token::Principal;
+use oidc::{Device, Flow, Identity, Oidc, OidcError};
+use seal::{Purpose, Sealer};
+use session::{Cookies, Session};
+
+/// The header a signed-in browser's mutations carry: the session's CSRF value (cookie sessions)
+/// or any value (trusted headers; a custom header cannot be sent cross-site without CORS, which
+/// is never served).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// How long one `POST /auth/device/token` waits for the person before answering `pending`.
+pub const DEVICE_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevicePoll {
+    device: String,
+}
+
+/// Longest display name taken from a claim or header (longer ones are cut).
+const MAX_NAME: usize = 200;
+
+/// How a signed-in person reached us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// The page's session cookie; `csrf` is what its mutations must send.
+    Cookie { csrf: String },
+    /// The CLI's bearer session (`tokengate login`).
+    Cli,
+    /// An auth proxy's trusted headers.
+    Headers,
+}
+
+/// A signed-in person, and the refreshed session cookie to send back, if any.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub principal: Arc<Principal>,
+    pub via: Via,
+    pub set_cookie: Option<HeaderValue>,
+}
+
+/// Sign-in and sessions; cheap to clone.
+#[derive(Clone)]
+pub struct SignIn {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    identity: IdentityConfig,
+    roles: Vec<String>,
+    sealer: Option<Sealer>,
+    oidc: Option<Oidc>,
+    cookies: Cookies,
+    store: Store,
+    auth: Authenticator,
+}
+
+fn lookup_error(e: LookupError) -> ApiError {
+    match e {
+        LookupError::Store(e) => e.into(),
+        LookupError::Busy | LookupError::Refused(_) => ApiError::Unavailable,
+    }
+}
+
+fn oidc_error(e: OidcError) -> ApiError {
+    match e {
+        OidcError::Provider(reason) => ApiError::Provider(reason),
+        e => ApiError::SignIn(e.to_string()),
+    }
+}
+
+/// A `return_to` that stays on this listener: a path starting with one `/`.
+fn local_path(p: Option<String>) -> String {
+    match p {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.starts_with("/\\")
+                && p.len() <= 512
+                && p.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            p
+        }
+        _ => "/".to_string(),
+    }
+}
+
+/// Printable text of at most [`MAX_NAME`] characters, or `None`.
+fn clean_name(s: &str) -> Option<String> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let s: String = s
+        .chars()
+        .filter(|c| !matches!(c.general_category(), GeneralCategory::Control | GeneralCategory::Format))
+        .take(MAX_NAME)
+        .collect();
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn redirect(status: StatusCode, location: &str, cookies: &[HeaderValue]) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(LOCATION, HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/")));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for c in cookies {
+        h.append(SET_COOKIE, c.clone());
+    }
+    r
+}
+
+fn now_secs(now: Timestamp) -> u64 {
+    now.millis() / 1000
+}
+
+impl SignIn {
+    pub fn new(config: &Config, store: Store, auth: Authenticator) -> Self {
+        let identity = config.identity.clone();
+        let sealer = identity.sessions.as_ref().map(|s| Sealer::new(&s.keys));
+        let secure = identity.oidc.as_ref().is_some_and(|o| o.redirect_url.scheme() == "https");
+        let oidc = identity.oidc.clone().map(Oidc::new);
+        Self {
+            inner: Arc::new(Inner {
+                identity,
+                roles: config.roles.clone(),
+                sealer,
+                oidc,
+                cookies: Cookies { secure },
+                store,
+                auth,
+            }),
+        }
+    }
+
+    /// What the page may offer someone not signed in yet (`GET /auth/methods`).
+    pub fn methods(&self) -> Response<Full<Bytes>> {
+        json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "oidc": self.inner.oidc.is_some(),
+                "login_url": self.inner.oidc.as_ref().map(|_| "/auth/login"),
+                "trusted_headers": self.inner.identity.trusted_headers.is_some(),
+            }),
+        )
+    }
+
+    /// Who the request's session or trusted headers name, if any. `bearer` is the
+    /// `Authorization` credential when one was sent (only a sealed CLI session is read from it);
+    /// `mutation` asks for the CSRF check.
+    pub async fn identify(
+        &self,
+        headers: &HeaderMap,
+        peer: IpAddr,
+        bearer: Option<&str>,
+        mutation: bool,
+    ) -> Result<Option<SignedIn>, ApiError> {
+        let i = &self.inner;
+        let now = Timestamp::now();
+        if let Some(credential) = bearer {
+            if !credential.starts_with(seal::PREFIX) {
+                return Ok(None);
+            }
+            let (Some(sealer), Some(config)) = (&i.sealer, &i.identity.sessions) else {
+                return Err(ApiError::Unauthorized);
+            };
+            let session: Session = sealer.open(Purpose::Session, credential).ok_or(ApiError::Unauthorized)?;
+            if !session.cli || !session.is_live(now, config) {
+                return Err(ApiError::Unauthorized);
+            }
+            let principal = self.principal(&session.sub).await?;
+            return Ok(Some(SignedIn { principal, via: Via::Cli, set_cookie: None }));
+        }
+        if let Some(th) = &i.identity.trusted_headers
+            && let Some(user) = headers.get(&th.user)
+        {
+            if !th.trusts(peer) {
+                return Err(ApiError::Forbidden(format!(
+                    "{} is accepted only from the configured auth proxies (identity.trusted_headers.peers)",
+                    th.user
+                )));
+            }
+            if mutation && headers.get(CSRF_HEADER).is_none_or(|v| v.is_empty()) {
+                return Err(ApiError::Forbidden(format!("send the {CSRF_HEADER} header with changes")));
+            }
+            let text = |name: &Option<http::HeaderName>| {
+                name.as_ref().and_then(|n| headers.get(n)).and_then(|v| v.to_str().ok()).map(str::trim)
+            };
+            let id =
+                user.to_str().ok().map(str::trim).filter(|u| crate::token::valid_subject_id(u)).ok_or_else(|| {
+                    ApiError::bad(th.user.as_str(), "not a principal id (1-128 characters from A-Z a-z 0-9 . _ @ : -)")
+                })?;
+            let groups = text(&th.groups).map(|g| {
+                g.split(',').map(str::trim).filter(|g| !g.is_empty()).take(oidc::MAX_GROUPS).map(String::from).collect()
+            });
+            let identity = Identity {
+                id: id.to_string(),
+                name: text(&th.name).and_then(clean_name),
+                email: text(&th.email).and_then(clean_name),
+                groups,
+                org: None,
+            };
+            let principal = self.upsert(identity).await?;
+            return Ok(Some(SignedIn { principal, via: Via::Headers, set_cookie: None }));
+        }
+        let (Some(sealer), Some(config)) = (&i.sealer, &i.identity.sessions) else { return Ok(None) };
+        let Some(cookie) = session::read_cookie(headers, i.cookies.session_name()) else { return Ok(None) };
+        let session: Session = sealer.open(Purpose::Session, cookie).ok_or(ApiError::Unauthorized)?;
+        if session.cli || !session.is_live(now, config) {
+            return Err(ApiError::Unauthorized);
+        }
+        if mutation {
+            let sent = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+            if !bool::from(sent.ct_eq(session.csrf.as_bytes())) {
+                return Err(ApiError::Forbidden(format!("missing or wrong {CSRF_HEADER} header")));
+            }
+        }
+        let principal = self.principal(&session.sub).await?;
+        let set_cookie = session.needs_refresh(now).then(|| {
+            let fresh = session.clone().touched(now);
+            let max_age = Duration::from_secs(fresh.remaining(now, config));
+            i.cookies.set(i.cookies.session_name(), &sealer.seal(Purpose::Session, &fresh), max_age)
+        });
+        Ok(Some(SignedIn { principal, via: Via::Cookie { csrf: session.csrf }, set_cookie }))
+    }
+
+    /// The signed-in principal's current record: gone means signed out, deactivated refused.
+    async fn principal(&self, id: &str) -> Result<Arc<Principal>, ApiError> {
+        let p = self.inner.auth.cache().principal(id).await.map_err(lookup_error)?.ok_or(ApiError::Unauthorized)?;
+        if p.deactivated {
+            return Err(ApiError::Forbidden("your account is deactivated".into()));
+        }
+        Ok(p)
+    }
+
+    /// Creates or updates the principal a sign-in names, from what the provider or proxy says.
+    async fn upsert(&self, identity: Identity) -> Result<Arc<Principal>, ApiError> {
+        let i = &self.inner;
+        let existing = i.auth.cache().principal(&identity.id).await.map_err(lookup_error)?;
+        let mut p =
+            existing.as_deref().cloned().unwrap_or_else(|| Principal { id: identity.id.clone(), ..Default::default() });
+        if p.deactivated {
+            return Err(ApiError::Forbidden("your account is deactivated".into()));
+        }
+        if let Some(name) = identity.name.as_deref().and_then(clean_name) {
+            p.display_name = name;
+        } else if p.display_name.is_empty() {
+            p.display_name = p.id.clone();
+        }
+        if identity.email.is_some() {
+            p.email = identity.email;
+        }
+        if identity.org.is_some() {
+            p.org = identity.org;
+        }
+        match identity.groups {
+            Some(groups) => i.identity.apply_groups(&mut p, groups, &i.roles),
+            // No groups claim: roles stay as an operator set them; the admin lists still apply.
+            None => p.admin = i.identity.grants(&p.id, &p.groups, &i.roles).admin,
+        }
+        if existing.as_deref() != Some(&p) {
+            i.store.put_principal(&p).await?;
+        }
+        Ok(Arc::new(p))
+    }
+
+    /// `GET /auth/methods`, `GET /auth/login`, `GET /auth/callback`, `POST /auth/logout`,
+    /// `POST /auth/device`, `POST /auth/device/token`. `max_body` bounds JSON bodies.
+    pub async fn handle(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+        segments: &[&str],
+        max_body: usize,
+    ) -> Result<Response<Full<Bytes>>, ApiError> {
+        use http::Method;
+        let (parts, body) = req.into_parts();
+        let (query, headers) = (parts.uri.query(), &parts.headers);
+        match (segments, &parts.method) {
+            (["methods"], &Method::GET) => Ok(self.methods()),
+            (["login"], &Method::GET) => self.login(query).await,
+            (["callback"], &Method::GET) => self.callback(query, headers).await,
+            (["logout"], &Method::POST) => self.logout(headers),
+            (["device"], &Method::POST) => {
+                crate::admin::api::input::read_json::<Empty>(headers, body, max_body).await?;
+                self.device_start().await
+            }
+            (["device", "token"], &Method::POST) => {
+                let poll: DevicePoll = crate::admin::api::input::read_json(headers, body, max_body).await?;
+                self.device_token(&poll.device).await
+            }
+            (["methods" | "login" | "callback"], _) => Err(ApiError::MethodNotAllowed("GET")),
+            (["logout"] | ["device"] | ["device", "token"], _) => Err(ApiError::MethodNotAllowed("POST")),
+            _ => Err(ApiError::NotFound("no such endpoint".into())),
+        }
+    }
+
+    /// `POST /auth/device`: starts a device sign-in for `tokengate login`; the answer says where
+    /// the person signs in and holds the sealed state the CLI polls with.
+    async fn device_start(&self) -> Result<Response<Full<Bytes>>, ApiError> {
+        let (oidc, sealer) = self.oidc()?;
+        let device = oidc.begin_device(now_secs(Timestamp::now())).await.map_err(oidc_error)?;
+        let d = &device.details;
+        Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "user_code": d.user_code().secret(),
+                "verification_uri": d.verification_uri().as_str(),
+                "verification_uri_complete": d.verification_uri_complete().map(|u| u.secret().clone()),
+                "interval_secs": d.interval().as_secs(),
+                "expires_in_secs": d.expires_in().as_secs(),
+                "device": sealer.seal(Purpose::Device, &device),
+            }),
+        ))
+    }
+
+    /// `POST /auth/device/token`: waits up to [`DEVICE_WAIT`] for the person to finish; then
+    /// 200 with a CLI session, or 202 (`pending`: ask again).
+    async fn device_token(&self, sealed: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+        let (oidc, sealer) = self.oidc()?;
+        let device: Device = sealer
+            .open(Purpose::Device, sealed)
+            .ok_or_else(|| ApiError::bad("device", "not a device sign-in of this server"))?;
+        let now = Timestamp::now();
+        let remaining = device.expires_at.saturating_sub(now_secs(now));
+        if remaining == 0 {
+            return Err(ApiError::SignIn("the device sign-in expired: run `tokengate login` again".into()));
+        }
+        let wait = DEVICE_WAIT.min(Duration::from_secs(remaining));
+        let identity = match oidc.poll_device(&device, wait).await {
+            Ok(identity) => identity,
+            Err(OidcError::Pending) => {
+                return Ok(json_response(StatusCode::ACCEPTED, &serde_json::json!({ "status": "pending" })));
+            }
+            Err(e) => return Err(oidc_error(e)),
+        };
+        let principal = self.upsert(identity).await?;
+        tracing::info!(principal = %principal.id, "signed in the CLI with a device code");
+        let config = self.inner.identity.sessions.as_ref().expect("sessions are configured with oidc");
+        let now = Timestamp::now();
+        let session = Session::new(principal.id.clone(), now, true);
+        let expires_at = now.saturating_add(config.lifetime);
+        Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "session": sealer.seal(Purpose::Session, &session),
+                "expires_at": expires_at.to_rfc3339(),
+                "principal": principal.id,
+            }),
+        ))
+    }
+
+    fn oidc(&self) -> Result<(&Oidc, &Sealer), ApiError> {
+        match (&self.inner.oidc, &self.inner.sealer) {
+            (Some(o), Some(s)) => Ok((o, s)),
+            _ => Err(ApiError::NotFound("OpenID Connect sign-in is not configured".into())),
+        }
+    }
+
+    async fn login(&self, query: Option<&str>) -> Result<Response<Full<Bytes>>, ApiError> {
+        let (oidc, sealer) = self.oidc()?;
+        let mut q = crate::admin::api::Query::parse(query)?;
+        let return_to = local_path(q.take("return_to"));
+        q.finish()?;
+        let (url, flow) = oidc.begin(return_to, now_secs(Timestamp::now())).await.map_err(oidc_error)?;
+        let c = self.inner.cookies;
+        let cookie = c.set(c.flow_name(), &sealer.seal(Purpose::Flow, &flow), Flow::LIFETIME);
+        Ok(redirect(StatusCode::FOUND, url.as_str(), &[cookie]))
+    }
+
+    async fn callback(&self, query: Option<&str>, headers: &HeaderMap) -> Result<Response<Full<Bytes>>, ApiError> {
+        let (oidc, sealer) = self.oidc()?;
+        let c = self.inner.cookies;
+        // Providers add parameters of their own (`iss`, `session_state`): only ours are read.
+        let mut q = crate::admin::api::Query::parse(query)?;
+        if let Some(error) = q.take("error") {
+            let error: String = error.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+            return Err(ApiError::SignIn(format!("the identity provider answered {error:?}")));
+        }
+        let flow: Flow = session::read_cookie(headers, c.flow_name())
+            .and_then(|f| sealer.open(Purpose::Flow, f))
+            .ok_or_else(|| ApiError::SignIn("no sign-in in progress in this browser: start again".into()))?;
+        let now = Timestamp::now();
+        if now_secs(now).saturating_sub(flow.at) > Flow::LIFETIME.as_secs() {
+            return Err(ApiError::SignIn("the sign-in took too long: start again".into()));
+        }
+        let state = q.take("state").ok_or_else(|| ApiError::bad("state", "missing"))?;
+        if !flow.state_matches(&state) {
+            return Err(ApiError::SignIn("the sign-in answer does not belong to this browser's sign-in".into()));
+        }
+        let code = q.take("code").ok_or_else(|| ApiError::bad("code", "missing"))?;
+        let identity = oidc.finish(&flow, code).await.map_err(oidc_error)?;
+        let principal = self.upsert(identity).await?;
+        tracing::info!(principal = %principal.id, "signed in with OpenID Connect");
+        let config = self.inner.identity.sessions.as_ref().expect("sessions are configured with oidc");
+        let session = Session::new(principal.id.clone(), now, false);
+        let cookies = [
+            c.set(c.session_name(), &sealer.seal(Purpose::Session, &session), config.lifetime),
+            c.clear(c.flow_name()),
+        ];
+        Ok(redirect(StatusCode::SEE_OTHER, &flow.return_to, &cookies))
+    }
+
+    /// Clears the session cookie (the CSRF value is checked when a session is presented).
+    fn logout(&self, headers: &HeaderMap) -> Result<Response<Full<Bytes>>, ApiError> {
+        let i = &self.inner;
+        if let (Some(sealer), Some(cookie)) = (&i.sealer, session::read_cookie(headers, i.cookies.session_name()))
+            && let Some(session) = sealer.open::<Session>(Purpose::Session, cookie)
+        {
+            let sent = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes).unwrap_or_default();
+            if !bool::from(sent.ct_eq(session.csrf.as_bytes())) {
+                return Err(ApiError::Forbidden(format!("missing or wrong {CSRF_HEADER} header")));
+            }
+            tracing::info!(principal = %session.sub, "signed out");
+        }
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        r.headers_mut().insert(SET_COOKIE, i.cookies.clear(i.cookies.session_name()));
+        r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_stays_on_this_listener() {
+        for (given, kept) in [
+            (Some("/"), "/"),
+            (Some("/?tab=audit"), "/?tab=audit"),
+            (Some("//evil.example/"), "/"),
+            (Some("/\\evil.example"), "/"),
+            (Some("https://evil.example/"), "/"),
+            (Some("/a b"), "/"),
+            (Some("javascript:alert(1)"), "/"),
+            (None, "/"),
+        ] {
+            assert_eq!(local_path(given.map(String::from)), kept, "{given:?}");
+        }
+    }
+
+    #[test]
+    fn names_lose_control_characters_and_length() {
+        assert_eq!(clean_name("  Alice\u{0}\u{202e} Example ").as_deref(), Some("Alice Example"));
+        assert_eq!(clean_name("\u{7}\u{8}"), None);
+        assert_eq!(clean_name(&"x".repeat(500)).map(|n| n.len()), Some(MAX_NAME));
+    }
+}
