@@ -6,7 +6,7 @@
 use http::HeaderMap;
 use http::header::{COOKIE, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use tokengate::admin::signin::oidc::identity_from_claims;
+use tokengate::admin::signin::claims::identity_from_claims;
 use tokengate::admin::signin::seal::{Purpose, Sealer};
 use tokengate::admin::signin::session::{Session, read_cookie};
 use tokengate::config::{ClaimNames, OidcConfig, Secret};

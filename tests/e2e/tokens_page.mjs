@@ -429,6 +429,18 @@ try {
   assert.deepEqual(rows.map((r) => [r[2], r[3].split(' ').slice(0, -1).join(' ')]), [['create', hostile]], 'a name made of HTML is text here too');
   assert.equal(await page.locator('#audit img, #audit script, #audit b').count(), 0);
   await page.fill('#audit-token', '');
+
+  // People: every principal, with their roles, groups, admin role and status; a find box.
+  await page.click('#show-people');
+  await page.locator('#people tbody tr').first().waitFor();
+  assert.equal(await page.isVisible('#audit-view'), false);
+  const peopleRows = () => page.$$eval('#people tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
+  const everyone = await peopleRows();
+  assert.ok(everyone.some((r) => r[0] === 'alice' && r[4].includes('viewer') && r[7] === 'active'), JSON.stringify(everyone));
+  await page.fill('#people-filter', 'ALICE');
+  assert.deepEqual((await peopleRows()).map((r) => r[0]), ['alice'], 'the find box ignores case');
+  assert.match(await page.textContent('#people-count'), /^1 of \d+ people$/);
+  await page.fill('#people-filter', '');
   await page.click('#show-tokens');
   await page.locator('#tokens-view').waitFor();
   await page.click('#sign-out');
@@ -448,6 +460,7 @@ try {
   assert.equal(await page.isVisible('#create-owner'), false);
   assert.equal(await page.isVisible('#kind-field'), false, 'no organization tokens for a non-admin');
   assert.equal(await page.isVisible('#show-audit'), false, 'no audit log for people');
+  assert.equal(await page.isVisible('#show-people'), false, 'no list of people for people');
   await page.fill('#create-name', 'laptop');
   await page.locator('#create-scopes input[value="env:prod"]').check();
   await page.click('#create-form button[type=submit]');
@@ -563,10 +576,10 @@ try {
   assert.ok(copyBox.x + copyBox.width <= 390 && copyBox.y + copyBox.height <= 844, 'its button too');
   if (SCREENSHOT) await phonePage.screenshot({ path: SCREENSHOT + '-390-secret.png' });
   await phonePage.click('#close-created');
-  for (const view of ['#show-audit']) {
+  for (const [view, rows] of [['#show-audit', '#audit tbody tr'], ['#show-people', '#people tbody tr']]) {
     await phonePage.click(view);
-    await phonePage.locator('#audit tbody tr').first().waitFor();
-    assert.ok((await width()).every((w) => w <= 390), 'the audit log at 390 px: ' + (await width()));
+    await phonePage.locator(rows).first().waitFor();
+    assert.ok((await width()).every((w) => w <= 390), view + ' at 390 px: ' + (await width()));
   }
   await phonePage.click('#show-tokens');
   await phonePage.getByRole('button', { name: 'Details of rotating', exact: true }).click();

@@ -55,8 +55,8 @@ impl Api {
             subject_id("cursor", c)?;
         }
         query.finish()?;
-        if !caller.is_operator() {
-            return Err(ApiError::Forbidden("only operators list principals".into()));
+        if !caller.reads_everything() {
+            return Err(ApiError::Forbidden("only operators and auditors list principals".into()));
         }
         let page = self.store.list_principals(cursor.as_deref(), limit).await?;
         Ok(json_response(StatusCode::OK, &PrincipalList { principals: page.items, next_cursor: page.next_cursor }))

@@ -386,12 +386,61 @@ function renderAudit() {
   $('audit-count').textContent = shown.length + ' of ' + auditEvents.length + ' events';
 }
 
-function showView(audit) {
-  $('tokens-view').hidden = audit;
-  $('audit-view').hidden = !audit;
-  $('show-tokens').setAttribute('aria-pressed', String(!audit));
-  $('show-audit').setAttribute('aria-pressed', String(audit));
-  if (audit) loadAudit();
+// Shows one view: false (tokens), true (the audit log) or 'people'.
+function showView(view) {
+  const name = view === true ? 'audit' : view || 'tokens';
+  for (const v of ['tokens', 'audit', 'people']) {
+    $(v + '-view').hidden = v !== name;
+    $('show-' + v).setAttribute('aria-pressed', String(v === name));
+  }
+  if (name === 'audit') loadAudit();
+  if (name === 'people') loadPeople(true);
+}
+
+// The people tokens belong to (operators and auditors): `GET /v1/principals`, a page at a time.
+let people = [];
+let peopleCursor = null;
+
+async function loadPeople(fresh) {
+  try {
+    const query = fresh || !peopleCursor ? '' : '&cursor=' + encodeURIComponent(peopleCursor);
+    const data = await call('GET', '/v1/principals?limit=200' + query);
+    people = fresh ? data.principals : people.concat(data.principals);
+    peopleCursor = data.next_cursor || null;
+    $('people-error').textContent = '';
+  } catch (e) {
+    $('people-error').textContent = e.message;
+    return;
+  }
+  renderPeople();
+}
+
+function renderPeople() {
+  const needle = $('people-filter').value.trim().toLowerCase();
+  const shown = people.filter((p) => !needle || [p.id, p.display_name, p.email || '', ...(p.groups || [])]
+    .some((v) => v.toLowerCase().includes(needle)));
+  $('people').querySelector('tbody').replaceChildren(...shown.map((p) => {
+    const tr = document.createElement('tr');
+    tr.append(
+      cell(p.id, 'id', 'Id'),
+      cell(p.display_name, '', 'Name'),
+      cell(p.email || '', '', 'Email'),
+      cell(p.org || '', '', 'Organization'),
+      cell((p.roles || []).join(', '), '', 'Roles'),
+      cell((p.groups || []).join(', '), '', 'Groups'),
+      cell(p.admin || '', '', 'Admin'),
+    );
+    const status = document.createElement('td');
+    status.dataset.label = 'Status';
+    const badge = document.createElement('span');
+    badge.className = 'badge status-' + (p.deactivated ? 'suspended' : 'active');
+    badge.textContent = p.deactivated ? 'deactivated' : 'active';
+    status.append(badge);
+    tr.append(status);
+    return tr;
+  }));
+  $('people-count').textContent = shown.length + ' of ' + people.length + (peopleCursor ? '+' : '') + ' people';
+  $('people-more').hidden = !peopleCursor;
 }
 
 // A checkbox per choice in `container` (name `name`), the `checked` ones ticked.
@@ -462,6 +511,7 @@ async function start(first, quiet) {
   $('create-expiry').replaceChildren(...session.expiry_days.map((d) => new Option(d + ' days', String(d))));
   setUpCreateForm();
   $('show-audit').hidden = !mayAudit();
+  $('show-people').hidden = !mayAudit();
   showView(false);
   clearErrors();
   $('sign-in').hidden = true;
@@ -582,6 +632,10 @@ document.addEventListener('DOMContentLoaded', () => {
 
   $('show-tokens').addEventListener('click', () => showView(false));
   $('show-audit').addEventListener('click', () => showView(true));
+  $('show-people').addEventListener('click', () => showView('people'));
+  $('people-refresh').addEventListener('click', () => loadPeople(true));
+  $('people-more').addEventListener('click', () => loadPeople(false));
+  $('people-filter').addEventListener('input', renderPeople);
   $('audit-refresh').addEventListener('click', loadAudit);
   for (const id of ['audit-token', 'audit-actor', 'audit-action']) $(id).addEventListener('input', renderAudit);
 
