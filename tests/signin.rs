@@ -181,3 +181,44 @@ async fn forged_or_foreign_session_credentials_are_refused() {
     let r = as_proxy(&a, Method::DELETE, "/auth/logout", &[], None).await;
     assert_eq!(r.status, 405);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_directory_a_provisioned_persons_groups_are_the_directorys() {
+    let dir = tempfile::tempdir().unwrap();
+    let scim = dir.path().join("scim-token");
+    std::fs::write(&scim, "a-scim-token-of-at-least-32-characters-00").unwrap();
+    let a = Admin::start(&format!("{}scim:\n  token_file: {}\n", trusted("127.0.0.1"), scim.display())).await;
+    // Provisioned by the directory in `engineering`.
+    let sam = tokengate::token::Principal {
+        id: "sam".into(),
+        display_name: "Sam".into(),
+        roles: vec!["viewer".into(), "developer".into()],
+        groups: vec!["engineering".into()],
+        created_at: Some(tokengate::clock::Timestamp::now()),
+        ..Default::default()
+    };
+    a.gate.store.put_principal(&sam).await.unwrap();
+    // The auth proxy says `security`: the directory's groups stand.
+    let r = as_proxy(
+        &a,
+        Method::GET,
+        "/v1/session",
+        &[("x-forwarded-user", "sam"), ("x-forwarded-groups", "security")],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["caller"]["roles"], json!(["viewer", "developer"]));
+    assert_eq!(r.json()["caller"]["admin"], json!(null));
+    assert_eq!(a.gate.store.get_principal("sam").await.unwrap().unwrap().groups, ["engineering"]);
+    // Someone the directory does not know is created from the sign-in's groups.
+    let r = as_proxy(
+        &a,
+        Method::GET,
+        "/v1/session",
+        &[("x-forwarded-user", "newcomer"), ("x-forwarded-groups", "security")],
+        None,
+    )
+    .await;
+    assert_eq!(r.json()["caller"]["admin"], "auditor");
+}

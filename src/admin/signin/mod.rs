@@ -78,6 +78,8 @@ pub struct SignIn {
 struct Inner {
     identity: IdentityConfig,
     roles: Vec<String>,
+    /// SCIM is on: people the directory provisioned keep the groups it set.
+    directory: bool,
     sealer: Option<Sealer>,
     oidc: Option<Oidc>,
     cookies: Cookies,
@@ -125,6 +127,7 @@ impl SignIn {
             inner: Arc::new(Inner {
                 identity,
                 roles: config.roles.clone(),
+                directory: config.scim.token.is_some(),
                 sealer,
                 oidc,
                 cookies: Cookies { secure },
@@ -259,8 +262,11 @@ impl SignIn {
         if identity.org.is_some() {
             p.org = identity.org;
         }
+        // The directory, when there is one, is where a provisioned person's groups live.
+        let provisioned = i.directory && p.created_at.is_some();
         match identity.groups {
-            Some(groups) => i.identity.apply_groups(&mut p, groups, &i.roles),
+            Some(groups) if !provisioned => i.identity.apply_groups(&mut p, groups, &i.roles),
+            Some(_) => p.admin = i.identity.grants(&p.id, &p.groups, &i.roles).admin,
             // No groups claim: roles stay as an operator set them; the admin lists still apply.
             None => p.admin = i.identity.grants(&p.id, &p.groups, &i.roles).admin,
         }
