@@ -121,7 +121,6 @@ async fn signing_in_through_a_real_openid_provider_creates_a_usable_token_and_si
         .env("ADMIN_URL", a.gate.admin_url(""))
         .env("PROXY_URL", a.gate.url(""))
         .env("CHROMIUM", &chromium)
-        .env("SCREENSHOT", std::env::var("TOKENGATE_SCREENSHOT").unwrap_or_default())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the browser test finishes").unwrap();

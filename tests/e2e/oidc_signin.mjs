@@ -4,7 +4,7 @@
 // sign out. Also: the cookie's flags, a tampered cookie, a role or scope the person does not
 // hold, and a replayed callback.
 //
-// Env: ADMIN_URL, PROXY_URL, CHROMIUM, SCREENSHOT (optional directory).
+// Env: ADMIN_URL, PROXY_URL, CHROMIUM.
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
