@@ -238,7 +238,7 @@ fn the_schemas_reject_what_must_never_be_sent() {
     let good = json!({
         "id": "AAAAAAAAAAAA", "display": "tgp_AAAAAAAA...", "name": "n", "kind": "personal", "owner": "alice",
         "status": "active", "roles": [], "scopes": ["env:prod"], "created_at": "2026-11-22T12:00:00.000Z",
-        "created_by": "operator", "expires_at": "2026-12-22T12:00:00.000Z", "last_used_at": null,
+        "created_by": "key:ops", "expires_at": "2026-12-22T12:00:00.000Z", "last_used_at": null,
         "last_used_from": null, "previous_secret_valid_until": null
     });
     assert!(validator.is_valid(&good));

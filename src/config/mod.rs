@@ -44,8 +44,9 @@ pub use identity::{ClaimNames, Grants, GroupGrant, IdentityConfig, OidcConfig, S
 use raw::RawConfig;
 pub use redis::{RedisConfig, RedisNode, RedisProtocol, RedisTls, RedisTopology, SentinelAuth};
 pub use secret::{
-    ADMIN_KEYS_ENV, AdminKeys, OIDC_CLIENT_SECRET_ENV, PEPPER_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV,
-    SCIM_TOKEN_ENV, SESSION_KEYS_ENV, Secret, WEBHOOK_SECRET_ENV,
+    ADMIN_KEYS_ENV, AdminKey, AdminKeys, KeyLineError, KeySource, OIDC_CLIENT_SECRET_ENV, PEPPER_ENV,
+    REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV, SCIM_TOKEN_ENV, SESSION_KEYS_ENV, Secret, WEBHOOK_SECRET_ENV, clash_with_env,
+    parse_keys_file,
 };
 use validate::Ctx;
 
@@ -89,8 +90,11 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
-    /// Operator keys: full access to the admin API.
+    /// Operator keys: full access to the admin API. Those of `keys_file` as read at start; the
+    /// admin listener re-reads the file while it runs (`admin::keys`).
     pub keys: AdminKeys,
+    /// `admin.keys_file`, when set.
+    pub keys_file: Option<std::path::PathBuf>,
     /// Largest JSON request body accepted (413 beyond it).
     pub max_body_bytes: usize,
     /// Most admin connections at once (the idle ones are closed first to make room).

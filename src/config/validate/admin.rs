@@ -35,5 +35,6 @@ pub(super) fn validate_admin(
             format!("must be at least 1 and below `admin.max_connections` ({max_connections})"),
         ));
     }
-    Ok(AdminConfig { listen, keys, max_body_bytes, max_connections, max_concurrent_calls })
+    let keys_file = raw.keys_file.map(std::path::PathBuf::from);
+    Ok(AdminConfig { listen, keys, keys_file, max_body_bytes, max_connections, max_concurrent_calls })
 }

@@ -1,0 +1,159 @@
+//! The operator keys while tokengate runs: those of `TOKENGATE_ADMIN_KEYS` (read once) and those
+//! of `admin.keys_file`, re-read whenever its content changes, so keys are added, rotated and
+//! expired without a restart.
+//!
+//! The file is read every [`POLL_INTERVAL`] and compared by the SHA-256 of its content, not by
+//! its modification time: Kubernetes updates a mounted secret by swapping a symlink, which keeps
+//! the old file's times. A file that becomes unreadable or invalid changes nothing: the last
+//! good keys stay, a warning names the line, and `tokengate_admin_keys_reload_errors_total`
+//! counts it (once per content). An expiry needs no re-read: [`AdminKeys::find`] refuses an
+//! expired key on every request. The polling task stops when the last handle is dropped.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::config::{AdminConfig, AdminKey, AdminKeys, KeySource, clash_with_env, parse_keys_file};
+use crate::metrics::AdminKeyMetrics;
+
+/// How often `admin.keys_file` is read for changes.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A cheap-to-clone handle to the current operator keys.
+#[derive(Clone)]
+pub struct OperatorKeys {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    current: RwLock<Arc<AdminKeys>>,
+    /// The environment's keys, which never change.
+    env: Vec<AdminKey>,
+    file: Option<PathBuf>,
+    /// The digest of what the last read found (content, or the error), so each change is
+    /// handled (and each invalid content reported) once.
+    seen: Mutex<Option<Vec<u8>>>,
+    metrics: AdminKeyMetrics,
+    _stop: DropGuard,
+}
+
+impl std::fmt::Debug for OperatorKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OperatorKeys({} keys)", self.current().len())
+    }
+}
+
+impl OperatorKeys {
+    /// Starts with the keys the config was validated with, and (when `admin.keys_file` is set)
+    /// polls the file every [`POLL_INTERVAL`]. Needs a tokio runtime.
+    pub fn start(config: &AdminConfig, metrics: AdminKeyMetrics) -> Self {
+        Self::start_every(config, metrics, POLL_INTERVAL)
+    }
+
+    /// [`OperatorKeys::start`], polling every `interval`.
+    pub fn start_every(config: &AdminConfig, metrics: AdminKeyMetrics, interval: Duration) -> Self {
+        let stop = CancellationToken::new();
+        let env = config.keys.iter().filter(|k| k.source == KeySource::Env).cloned().collect();
+        let inner = Arc::new(Inner {
+            current: RwLock::new(Arc::new(config.keys.clone())),
+            env,
+            file: config.keys_file.clone(),
+            seen: Mutex::new(None),
+            metrics,
+            _stop: stop.clone().drop_guard(),
+        });
+        inner.count();
+        if inner.file.is_some() {
+            tokio::spawn(poll(Arc::downgrade(&inner), interval, stop));
+        }
+        Self { inner }
+    }
+
+    /// The keys in force now.
+    pub fn current(&self) -> Arc<AdminKeys> {
+        self.inner.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the file now (what the polling task does every interval).
+    pub async fn check(&self) {
+        self.inner.check().await;
+    }
+}
+
+async fn poll(inner: Weak<Inner>, interval: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        inner.check().await;
+    }
+}
+
+impl Inner {
+    /// Sets the gauge to the keys that work now.
+    fn count(&self) {
+        let now = SystemTime::now();
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        self.metrics.keys.set(current.iter().filter(|k| !k.expired(now)).count() as i64);
+    }
+
+    async fn check(&self) {
+        if let Some(file) = &self.file {
+            self.check_file(file).await;
+        }
+        self.count();
+    }
+
+    async fn check_file(&self, file: &PathBuf) {
+        let read = tokio::fs::read(file).await;
+        let digest = match &read {
+            Ok(bytes) => Sha256::digest(bytes).to_vec(),
+            Err(e) => format!("unreadable: {}", e.kind()).into_bytes(),
+        };
+        let first = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.as_deref() == Some(digest.as_slice()) {
+                return;
+            }
+            seen.replace(digest).is_none()
+        };
+        let file_name = file.display().to_string();
+        let text = match read.map(String::from_utf8) {
+            Ok(Ok(text)) => text,
+            Ok(Err(_)) => return self.refuse(&file_name, None, "the file is not UTF-8 text"),
+            Err(e) => return self.refuse(&file_name, None, &format!("cannot read it: {e}")),
+        };
+        let from_file = match parse_keys_file(&text) {
+            Ok(keys) => keys,
+            Err(e) => return self.refuse(&file_name, Some(e.line), &e.problem),
+        };
+        let mut keys = self.env.clone();
+        keys.extend(from_file);
+        if let Err(e) = clash_with_env(&keys, self.env.len(), &text) {
+            return self.refuse(&file_name, Some(e.line), &e.problem);
+        }
+        let keys = AdminKeys::new(keys);
+        if !first {
+            tracing::info!(file = %file_name, keys = keys.len(), "admin.keys_file changed; its keys are in force");
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+    }
+
+    /// A read that changes nothing: the last good keys stay.
+    fn refuse(&self, file: &str, line: Option<usize>, problem: &str) {
+        self.metrics.reload_errors.inc();
+        tracing::warn!(
+            file,
+            line,
+            problem,
+            "admin.keys_file cannot be used; the last good operator keys stay in force"
+        );
+    }
+}
