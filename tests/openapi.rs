@@ -167,6 +167,8 @@ async fn the_server_matches_its_openapi_document() {
     call(&a, &mut spec, Method::GET, &format!("/v1/tokens/{id}"), None).await; // 404
     call(&a, &mut spec, Method::GET, "/v1/tokens/bad", None).await; // 400
     call(&a, &mut spec, Method::GET, "/v1/audit?limit=5", None).await;
+    call(&a, &mut spec, Method::GET, "/v1/keys", None).await;
+    call(&a, &mut spec, Method::GET, "/v1/keys?x=1", None).await; // 400
     call(&a, &mut spec, Method::POST, "/v1/tokens", Some(json!({"name": "", "expires_in_days": 30, "owner": "alice"})))
         .await;
     call(&a, &mut spec, Method::DELETE, "/v1/principals/alice", None).await;
