@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::config::{AdminConfig, AdminKey, AdminKeys, KeySource, clash_with_env, parse_keys_file};
+use crate::config::{AdminConfig, AdminKey, AdminKeys, KeySource, clash_with_env, parse_keys_file, read_keys_bytes};
 use crate::metrics::AdminKeyMetrics;
 
 /// How often `admin.keys_file` is read for changes.
@@ -111,8 +111,11 @@ impl Inner {
         self.count();
     }
 
-    async fn check_file(&self, file: &PathBuf) {
-        let read = tokio::fs::read(file).await;
+    async fn check_file(&self, file: &std::path::Path) {
+        let path = file.to_path_buf();
+        let read = tokio::task::spawn_blocking(move || read_keys_bytes(&path))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
         let digest = match &read {
             Ok(bytes) => Sha256::digest(bytes).to_vec(),
             Err(e) => format!("unreadable: {}", e.kind()).into_bytes(),
@@ -140,10 +143,19 @@ impl Inner {
             return self.refuse(&file_name, Some(e.line), &e.problem);
         }
         let keys = AdminKeys::new(keys);
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         if !first {
-            tracing::info!(file = %file_name, keys = keys.len(), "admin.keys_file changed; its keys are in force");
+            let names = |set: &AdminKeys| set.iter().map(|k| k.name.clone()).collect::<std::collections::BTreeSet<_>>();
+            let (before, after) = (names(&current), names(&keys));
+            tracing::info!(
+                file = %file_name,
+                keys = keys.len(),
+                added = ?after.difference(&before).collect::<Vec<_>>(),
+                removed = ?before.difference(&after).collect::<Vec<_>>(),
+                "admin.keys_file changed; its keys are in force"
+            );
         }
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        *current = Arc::new(keys);
     }
 
     /// A read that changes nothing: the last good keys stay.
@@ -155,5 +167,70 @@ impl Inner {
             problem,
             "admin.keys_file cannot be used; the last good operator keys stay in force"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn config(file: &std::path::Path) -> AdminConfig {
+        let keys =
+            AdminKeys::new(vec![AdminKey::new("ops", Secret::new("key-0123456789abcdef"), None, KeySource::File)]);
+        AdminConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            keys,
+            keys_file: Some(file.to_path_buf()),
+            max_body_bytes: 16_384,
+            max_connections: 8,
+            max_concurrent_calls: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_poll_stops_when_the_last_handle_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "ops key-0123456789abcdef\n").unwrap();
+        let metrics = AdminKeyMetrics::new(&prometheus::Registry::new());
+        let runtime = tokio::runtime::Handle::current().metrics();
+        let before = runtime.num_alive_tasks();
+        let keys = OperatorKeys::start_every(&config(&file), metrics.clone(), Duration::from_millis(10));
+        let clone = keys.clone();
+        assert_eq!(runtime.num_alive_tasks(), before + 1);
+        std::fs::write(&file, "ops key-0123456789abcdef\nci key-0123456789abcdeg\n").unwrap();
+        let start = std::time::Instant::now();
+        while keys.current().len() != 2 {
+            assert!(start.elapsed() < Duration::from_secs(2));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(metrics.keys.get(), 2);
+        drop(keys);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(runtime.num_alive_tasks(), before + 1, "a clone keeps it polling");
+        drop(clone);
+        let start = std::time::Instant::now();
+        while runtime.num_alive_tasks() != before {
+            assert!(start.elapsed() < Duration::from_secs(2), "the polling task did not stop");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oversized_file_is_refused_and_the_keys_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "ops key-0123456789abcdef\n").unwrap();
+        let metrics = AdminKeyMetrics::new(&prometheus::Registry::new());
+        let keys = OperatorKeys::start_every(&config(&file), metrics.clone(), Duration::from_secs(3600));
+        keys.check().await;
+        let big = format!("ops key-0123456789abcdef\n{}", "# padding\n".repeat(110_000));
+        std::fs::write(&file, big).unwrap();
+        keys.check().await;
+        assert_eq!(metrics.reload_errors.get(), 1);
+        assert!(keys.current().find("key-0123456789abcdef", SystemTime::now()).is_some());
+        keys.check().await;
+        assert_eq!(metrics.reload_errors.get(), 1, "counted once");
     }
 }

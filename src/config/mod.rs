@@ -11,7 +11,8 @@
 //!   and [`Config::from_yaml`];
 //! - [`raw`]: the serde structs of stage one; [`env`]: the `TOKENGATE_<PATH>` overrides;
 //! - [`redis`]: the `store.redis` section's types (topology, credentials, TLS);
-//! - [`secret`]: [`Secret`], [`AdminKeys`], and reading secrets from the environment or files;
+//! - [`secret`]: [`Secret`], and reading secrets from the environment or files;
+//! - [`admin_keys`]: [`AdminKeys`], the named operator keys, parsed from their file and variable;
 //! - [`defaults`]: the documented default of every optional field;
 //! - [`validate`]: stage two, one file per section.
 //!
@@ -20,6 +21,7 @@
 //! its sections map onto the listeners' settings). Never
 //! `proxy`, `admin`, `auth` or `store`: they are configured from here, not the other way round.
 
+mod admin_keys;
 pub mod defaults;
 mod env;
 mod identity;
@@ -40,13 +42,13 @@ use crate::policy::routes::RouteTable;
 use crate::token::TokenFormat;
 use crate::token::TokenKind;
 use crate::token::digest::Pepper;
+pub use admin_keys::{AdminKey, AdminKeys, KeyLineError, KeySource, clash_with_env, parse_keys_file, read_keys_bytes};
 pub use identity::{ClaimNames, Grants, GroupGrant, IdentityConfig, OidcConfig, SessionConfig, TrustedHeaders};
 use raw::RawConfig;
 pub use redis::{RedisConfig, RedisNode, RedisProtocol, RedisTls, RedisTopology, SentinelAuth};
 pub use secret::{
-    ADMIN_KEYS_ENV, AdminKey, AdminKeys, KeyLineError, KeySource, OIDC_CLIENT_SECRET_ENV, PEPPER_ENV,
-    REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV, SCIM_TOKEN_ENV, SESSION_KEYS_ENV, Secret, WEBHOOK_SECRET_ENV, clash_with_env,
-    parse_keys_file,
+    ADMIN_KEYS_ENV, OIDC_CLIENT_SECRET_ENV, PEPPER_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV, SCIM_TOKEN_ENV,
+    SESSION_KEYS_ENV, Secret, WEBHOOK_SECRET_ENV,
 };
 use validate::Ctx;
 
