@@ -31,15 +31,21 @@ struct Fixture {
 impl Fixture {
     /// A gate whose `admin.keys_file` is `keys` in a temporary directory, holding `content`.
     async fn start(content: &str) -> Self {
+        Self::start_extra(content, "").await
+    }
+
+    /// [`Fixture::start`] with more config (`extra`, YAML).
+    async fn start_extra(content: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys");
         std::fs::write(&keys, content).unwrap();
-        Self::start_with(dir, keys).await
+        Self::start_with(dir, keys, extra).await
     }
 
-    async fn start_with(dir: tempfile::TempDir, keys: PathBuf) -> Self {
+    async fn start_with(dir: tempfile::TempDir, keys: PathBuf, extra: &str) -> Self {
         let upstream = Upstream::start().await;
-        let yaml = embedded_config(&upstream.url(), dir.path(), &format!("admin:\n  keys_file: {}\n", keys.display()));
+        let yaml =
+            embedded_config(&upstream.url(), dir.path(), &format!("admin:\n  keys_file: {}\n{extra}", keys.display()));
         let gate = Gate::start(&yaml).await;
         Self { dir, _upstream: upstream, gate, keys }
     }
@@ -241,7 +247,7 @@ async fn a_file_swapped_by_rename_is_picked_up() {
     k8s_volume(dir.path(), "2026_11_26_v1", &format!("ops {KEY_A}\n"));
     let keys = dir.path().join("keys");
     std::os::unix::fs::symlink("..data/keys", &keys).unwrap();
-    let f = Fixture::start_with(dir, keys).await;
+    let f = Fixture::start_with(dir, keys, "").await;
     assert_eq!(f.status(KEY_A).await, 200);
 
     // The symlink swap: same length and the same modification time, other content.
@@ -300,4 +306,26 @@ async fn only_operators_list_the_keys() {
     for wrong in [&KEY_A[..KEY_A.len() - 1], &format!("{KEY_A}x"), "ops", &format!("ops {KEY_A}"), "key-2"] {
         assert_eq!(f.status(wrong).await, 401, "{wrong}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_signed_in_as_operators_list_the_keys_and_auditors_do_not() {
+    let identity = "identity:\n  groups:\n    platform: {roles: [viewer], admin: operator}\n    security: {roles: [viewer], admin: auditor}\n  trusted_headers:\n    peers: [127.0.0.1]\n";
+    let f = Fixture::start_extra(&format!("ops {KEY_A} 2030-01-01T00:00:00Z\n"), identity).await;
+    let url = f.gate.admin_url("/v1/keys");
+    let as_person = |group: &'static str| {
+        let url = url.clone();
+        async move {
+            send(Method::GET, &url, &[("x-forwarded-user", "pat"), ("x-forwarded-groups", group)], bytes::Bytes::new())
+                .await
+        }
+    };
+    let r = as_person("platform").await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(
+        r.json(),
+        json!({"keys": [{"name": "ops", "expires_at": "2030-01-01T00:00:00.000Z", "source": "file"}]})
+    );
+    let r = as_person("security").await;
+    assert_eq!(r.status, 403, "an auditor reads tokens and audit events, not the keys");
 }

@@ -4,7 +4,8 @@
 //!
 //! The file is read every [`POLL_INTERVAL`] and compared by the SHA-256 of its content, not by
 //! its modification time: Kubernetes updates a mounted secret by swapping a symlink, which keeps
-//! the old file's times. A file that becomes unreadable or invalid changes nothing: the last
+//! the old file's times. A change is used once two reads [`SETTLE`] apart agree, so a file caught
+//! half-written is not. A file that becomes unreadable or invalid changes nothing: the last
 //! good keys stay, a warning names the line, and `tokengate_admin_keys_reload_errors_total`
 //! counts it (once per content). An expiry needs no re-read: [`AdminKeys::find`] refuses an
 //! expired key on every request. The polling task stops when the last handle is dropped.
@@ -21,6 +22,8 @@ use crate::metrics::AdminKeyMetrics;
 
 /// How often `admin.keys_file` is read for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a changed file must stay the same before it is used.
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// A cheap-to-clone handle to the current operator keys.
 #[derive(Clone)]
@@ -83,6 +86,19 @@ impl OperatorKeys {
     }
 }
 
+/// The file's bytes (or why they cannot be read) and their digest.
+async fn read_file(file: &std::path::Path) -> (std::io::Result<Vec<u8>>, Vec<u8>) {
+    let path = file.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || read_keys_bytes(&path))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    let digest = match &read {
+        Ok(bytes) => Sha256::digest(bytes).to_vec(),
+        Err(e) => format!("unreadable: {}", e.kind()).into_bytes(),
+    };
+    (read, digest)
+}
+
 async fn poll(inner: Weak<Inner>, interval: Duration, stop: CancellationToken) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,21 +128,21 @@ impl Inner {
     }
 
     async fn check_file(&self, file: &std::path::Path) {
-        let path = file.to_path_buf();
-        let read = tokio::task::spawn_blocking(move || read_keys_bytes(&path))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-        let digest = match &read {
-            Ok(bytes) => Sha256::digest(bytes).to_vec(),
-            Err(e) => format!("unreadable: {}", e.kind()).into_bytes(),
+        let (read, digest) = read_file(file).await;
+        if self.seen.lock().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(digest.as_slice()) {
+            return;
+        }
+        // Changed: read again a moment later, and go on only if it is the same, so a file caught
+        // half-written (edited in place rather than renamed) is never taken for the new keys.
+        tokio::time::sleep(SETTLE).await;
+        let (read, again) = match read {
+            Ok(_) => read_file(file).await,
+            Err(_) => (read, digest.clone()),
         };
-        let first = {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.as_deref() == Some(digest.as_slice()) {
-                return;
-            }
-            seen.replace(digest).is_none()
-        };
+        if again != digest {
+            return;
+        }
+        let first = self.seen.lock().unwrap_or_else(|e| e.into_inner()).replace(digest).is_none();
         let file_name = file.display().to_string();
         let text = match read.map(String::from_utf8) {
             Ok(Ok(text)) => text,
@@ -232,5 +248,30 @@ mod tests {
         assert!(keys.current().find("key-0123456789abcdef", SystemTime::now()).is_some());
         keys.check().await;
         assert_eq!(metrics.reload_errors.get(), 1, "counted once");
+    }
+
+    #[tokio::test]
+    async fn a_file_caught_half_written_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "ops key-0123456789abcdef\n").unwrap();
+        let metrics = AdminKeyMetrics::new(&prometheus::Registry::new());
+        let keys = OperatorKeys::start_every(&config(&file), metrics.clone(), Duration::from_secs(3600));
+        keys.check().await;
+        // An in-place edit caught between its truncation and its last write.
+        std::fs::write(&file, "ops key-0123456789abcdef\nci key-0123").unwrap();
+        let writer = {
+            let file = file.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(SETTLE / 3).await;
+                std::fs::write(&file, "ops key-0123456789abcdef\nci key-0123456789abcdeg\n").unwrap();
+            })
+        };
+        keys.check().await;
+        writer.await.unwrap();
+        assert_eq!((keys.current().len(), metrics.reload_errors.get()), (1, 0), "neither used nor reported");
+        keys.check().await;
+        assert_eq!(keys.current().len(), 2, "the finished file is used");
+        assert_eq!(metrics.reload_errors.get(), 0);
     }
 }
