@@ -700,3 +700,62 @@ fn sign_in_settings_are_validated() {
         "not a header name",
     );
 }
+
+mod keys_file_props {
+    use proptest::prelude::*;
+    use tokengate::config::parse_keys_file;
+
+    /// A key, a line of the keys file holding it, and whether the key was written first: mostly plausible, sometimes mangled (fields
+    /// swapped, repeated, bad names and dates, comment marks, a byte order mark, controls).
+    fn line() -> impl Strategy<Value = (String, String, bool)> {
+        let expiry = prop_oneof![Just(String::new()), Just(" 2027-01-31T00:00:00Z".to_string()), "[ 0-9TZ:+.-]{0,30}"];
+        ("[A-Za-z0-9+/=_-]{16,40}", "[A-Za-z0-9._/+ -]{0,70}", expiry, 0..5u8, "[#\t \u{feff}\u{202e}]{0,2}").prop_map(
+            |(secret, name, expiry, order, prefix)| {
+                let line = match order {
+                    0 => format!("{prefix}{name} {secret}{expiry}"),
+                    1 => format!("{prefix}{secret} {name}{expiry}"),
+                    2 => format!("{prefix}{secret}"),
+                    3 => format!("{prefix}{name} {secret} {secret}{expiry}"),
+                    _ => format!("{prefix}{secret}{expiry} {name}"),
+                };
+                (secret, line, matches!(order, 1 | 4))
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        /// Whatever the file holds, parsing never panics, an error names a line of the file, and
+        /// neither an error nor a parsed key's `Debug` repeats a key.
+        #[test]
+        fn errors_never_repeat_a_key(lines in proptest::collection::vec(line(), 1..6)) {
+            let text = lines.iter().map(|(_, l, _)| l.as_str()).collect::<Vec<_>>().join("\n");
+            match parse_keys_file(&text) {
+                Ok(keys) => {
+                    for k in &keys {
+                        prop_assert!(!k.name.is_empty() && k.name.len() <= 64);
+                        // A line written key first, `<key> <name>`, cannot be told from `<name> <key>`
+                        // when both would be valid: its key is taken for the name (documented).
+                        for (secret, _, _) in lines.iter().filter(|(_, _, key_first)| !key_first) {
+                            let debug = format!("{k:?}");
+                            prop_assert!(!debug.contains(secret.as_str()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(e.line >= 1 && e.line <= text.lines().count(), "{e}");
+                    let shown = e.to_string();
+                    for (secret, _, _) in &lines {
+                        prop_assert!(!shown.contains(&secret[..12]), "{shown}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = parse_keys_file(&text);
+        }
+    }
+}
