@@ -7,6 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::Method;
@@ -43,6 +44,7 @@ impl Fixture {
     }
 
     async fn start_with(dir: tempfile::TempDir, keys: PathBuf, extra: &str) -> Self {
+        capture_logs();
         let upstream = Upstream::start().await;
         let yaml =
             embedded_config(&upstream.url(), dir.path(), &format!("admin:\n  keys_file: {}\n{extra}", keys.display()));
@@ -100,6 +102,44 @@ impl Fixture {
             assert!(start.elapsed() < RELOAD, "{name} did not reach {value}: {}", self.metric(name).await);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Every log line of this test binary's gates (all tests share one subscriber).
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracing_subscriber::fmt()
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .init();
+    });
+}
+
+fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+/// No key of these tests appears in any log line so far.
+fn assert_logs_hold_no_key() {
+    let logs = logs();
+    for key in [KEY_A, KEY_B, KEY_C] {
+        assert!(!logs.contains(&key[..12]), "a key in the logs:\n{logs}");
     }
 }
 
@@ -212,6 +252,18 @@ async fn an_invalid_edit_keeps_the_last_good_keys() {
         assert_eq!(f.status(KEY_A).await, 200, "bad file {i}: the last good keys stay");
         assert_eq!(f.status(KEY_B).await, 401, "bad file {i}: nothing of it is used");
     }
+    // Each refusal was logged naming the file and the line, and no key was.
+    let warned = logs();
+    let file = f.keys.display().to_string();
+    assert!(
+        warned.lines().any(|l| l.contains("WARN")
+            && l.contains("admin.keys_file cannot be used")
+            && l.contains(&file)
+            && l.contains("line=2")
+            && l.contains("repeats the name of line 1")),
+        "{warned}"
+    );
+    assert_logs_hold_no_key();
     // Invalid bytes (not UTF-8) are refused the same way.
     std::fs::write(&f.keys, [b"ops ".as_slice(), KEY_A.as_bytes(), b"\nnew \xff\xfe0123456789abcdef\n"].concat())
         .unwrap();
@@ -228,6 +280,14 @@ async fn an_invalid_edit_keeps_the_last_good_keys() {
     f.write(&format!("ops {KEY_A}\nnew {KEY_B}\n"));
     f.until(KEY_B, 200).await;
     assert_eq!(f.metric("tokengate_admin_keys_reload_errors_total").await, bad.len() as i64 + 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        logs()
+            .lines()
+            .any(|l| l.contains("admin.keys_file changed") && l.contains(&file) && l.contains("added=[\"new\"]")),
+        "the change is logged by name"
+    );
+    assert_logs_hold_no_key();
 }
 
 /// A Kubernetes secret volume: `keys -> ..data/keys`, `..data -> ..<timestamp>/`; an update writes
