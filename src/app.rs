@@ -87,7 +87,7 @@ impl App {
             minter: Minter::new(config.tokens.format.clone(), hasher),
             config: Arc::new(config.clone()),
             notifier: notifier.clone(),
-            keys: OperatorKeys::start(&config.admin, AdminKeyMetrics::new(&registry)),
+            keys: OperatorKeys::start(&config.admin, config.scim.token.clone(), AdminKeyMetrics::new(&registry)),
         };
         let admin = Admin::new(store.clone(), registry, authenticator, api);
         Ok(Self { config, store, proxy, admin, recorder_task, notifier, notifier_task, tunnels, proxy_metrics })

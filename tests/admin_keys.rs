@@ -389,3 +389,20 @@ async fn people_signed_in_as_operators_list_the_keys_and_auditors_do_not() {
     let r = as_person("security").await;
     assert_eq!(r.status, 403, "an auditor reads tokens and audit events, not the keys");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_equal_to_the_scim_token_is_refused_on_reload_too() {
+    const SCIM: &str = "scim-token-0123456789abcdef0123456789";
+    let scim_dir = tempfile::tempdir().unwrap();
+    let scim_file = scim_dir.path().join("scim-token");
+    std::fs::write(&scim_file, SCIM).unwrap();
+    let f = Fixture::start_extra(&format!("ops {KEY_A}\n"), &format!("scim:\n  token_file: {}\n", scim_file.display()))
+        .await;
+    f.write(&format!("ops {KEY_A}\ndirectory {SCIM}\n"));
+    f.until_metric("tokengate_admin_keys_reload_errors_total", 1).await;
+    assert_eq!(f.status(SCIM).await, 401, "the SCIM token never opens /v1");
+    assert_eq!(f.status(KEY_A).await, 200);
+    assert!(logs().contains("this key is the SCIM token"));
+    assert_logs_hold_no_key();
+    assert!(!logs().contains(&SCIM[..16]));
+}

@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::config::{AdminConfig, AdminKey, AdminKeys, KeySource, clash_with_env, parse_keys_file, read_keys_bytes};
+use crate::config::{
+    AdminConfig, AdminKey, AdminKeys, KeySource, Secret, clash_with_env, key_lines, parse_keys_file, read_keys_bytes,
+};
 use crate::metrics::AdminKeyMetrics;
 
 /// How often `admin.keys_file` is read for changes.
@@ -36,6 +38,8 @@ struct Inner {
     /// The environment's keys, which never change.
     env: Vec<AdminKey>,
     file: Option<PathBuf>,
+    /// A credential no admin key may equal (the SCIM token), as the config check at start.
+    forbidden: Option<Secret>,
     /// The digest of what the last read found (content, or the error), so each change is
     /// handled (and each invalid content reported) once.
     seen: Mutex<Option<Vec<u8>>>,
@@ -52,18 +56,25 @@ impl std::fmt::Debug for OperatorKeys {
 impl OperatorKeys {
     /// Starts with the keys the config was validated with, and (when `admin.keys_file` is set)
     /// polls the file every [`POLL_INTERVAL`]. Needs a tokio runtime.
-    pub fn start(config: &AdminConfig, metrics: AdminKeyMetrics) -> Self {
-        Self::start_every(config, metrics, POLL_INTERVAL)
+    /// A file that puts `forbidden` (the SCIM token) among the keys is refused, as at start.
+    pub fn start(config: &AdminConfig, forbidden: Option<Secret>, metrics: AdminKeyMetrics) -> Self {
+        Self::start_every(config, forbidden, metrics, POLL_INTERVAL)
     }
 
     /// [`OperatorKeys::start`], polling every `interval`.
-    pub fn start_every(config: &AdminConfig, metrics: AdminKeyMetrics, interval: Duration) -> Self {
+    pub fn start_every(
+        config: &AdminConfig,
+        forbidden: Option<Secret>,
+        metrics: AdminKeyMetrics,
+        interval: Duration,
+    ) -> Self {
         let stop = CancellationToken::new();
         let env = config.keys.iter().filter(|k| k.source == KeySource::Env).cloned().collect();
         let inner = Arc::new(Inner {
             current: RwLock::new(Arc::new(config.keys.clone())),
             env,
             file: config.keys_file.clone(),
+            forbidden,
             seen: Mutex::new(None),
             metrics,
             _stop: stop.clone().drop_guard(),
@@ -159,6 +170,12 @@ impl Inner {
             return self.refuse(&file_name, Some(e.line), &e.problem);
         }
         let keys = AdminKeys::new(keys);
+        if let Some(forbidden) = &self.forbidden
+            && let Some(key) = keys.iter().position(|k| k.source == KeySource::File && k.is(forbidden.expose()))
+        {
+            let line = key_lines(&text).get(key - self.env.len()).copied();
+            return self.refuse(&file_name, line, "this key is the SCIM token; an admin key must differ from it");
+        }
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         if !first {
             let names = |set: &AdminKeys| set.iter().map(|k| k.name.clone()).collect::<std::collections::BTreeSet<_>>();
@@ -212,7 +229,7 @@ mod tests {
         let metrics = AdminKeyMetrics::new(&prometheus::Registry::new());
         let runtime = tokio::runtime::Handle::current().metrics();
         let before = runtime.num_alive_tasks();
-        let keys = OperatorKeys::start_every(&config(&file), metrics.clone(), Duration::from_millis(10));
+        let keys = OperatorKeys::start_every(&config(&file), None, metrics.clone(), Duration::from_millis(10));
         let clone = keys.clone();
         assert_eq!(runtime.num_alive_tasks(), before + 1);
         std::fs::write(&file, "ops key-0123456789abcdef\nci key-0123456789abcdeg\n").unwrap();
@@ -239,7 +256,7 @@ mod tests {
         let file = dir.path().join("keys");
         std::fs::write(&file, "ops key-0123456789abcdef\n").unwrap();
         let metrics = AdminKeyMetrics::new(&prometheus::Registry::new());
-        let keys = OperatorKeys::start_every(&config(&file), metrics.clone(), Duration::from_secs(3600));
+        let keys = OperatorKeys::start_every(&config(&file), None, metrics.clone(), Duration::from_secs(3600));
         keys.check().await;
         let big = format!("ops key-0123456789abcdef\n{}", "# padding\n".repeat(110_000));
         std::fs::write(&file, big).unwrap();
@@ -256,7 +273,7 @@ mod tests {
         let file = dir.path().join("keys");
         std::fs::write(&file, "ops key-0123456789abcdef\n").unwrap();
         let metrics = AdminKeyMetrics::new(&prometheus::Registry::new());
-        let keys = OperatorKeys::start_every(&config(&file), metrics.clone(), Duration::from_secs(3600));
+        let keys = OperatorKeys::start_every(&config(&file), None, metrics.clone(), Duration::from_secs(3600));
         keys.check().await;
         // An in-place edit caught between its truncation and its last write.
         std::fs::write(&file, "ops key-0123456789abcdef\nci key-0123").unwrap();

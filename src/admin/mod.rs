@@ -45,8 +45,8 @@
 pub mod access;
 pub mod api;
 pub mod error;
-pub mod scim;
 pub mod keys;
+pub mod scim;
 pub mod signin;
 mod ui;
 pub mod views;

@@ -43,6 +43,11 @@ impl AdminKey {
         Self { name: name.into(), secret, expires_at, source }
     }
 
+    /// Whether `candidate` is this key (constant time for equal lengths).
+    pub fn is(&self, candidate: &str) -> bool {
+        self.secret.matches(candidate)
+    }
+
     /// Whether the key has expired at `now` (it works up to, not including, its expiry).
     pub fn expired(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
@@ -82,19 +87,24 @@ impl AdminKeys {
     /// The key `candidate` is, unless it has expired at `now`. Every key is compared, in
     /// constant time each, whichever matches.
     pub fn find(&self, candidate: &str, now: SystemTime) -> Option<&AdminKey> {
+        self.matching(candidate).filter(|key| !key.expired(now))
+    }
+
+    /// The key `candidate` is, expired or not; every key compared in constant time.
+    fn matching(&self, candidate: &str) -> Option<&AdminKey> {
         use subtle::{ConditionallySelectable, ConstantTimeEq};
         let (found, index) =
             self.0.iter().enumerate().fold((subtle::Choice::from(0), 0u64), |(found, index), (i, k)| {
                 let eq = k.secret.expose().as_bytes().ct_eq(candidate.as_bytes());
                 (found | eq, u64::conditional_select(&index, &(i as u64), eq))
             });
-        let key = bool::from(found).then(|| &self.0[index as usize])?;
-        (!key.expired(now)).then_some(key)
+        bool::from(found).then(|| &self.0[index as usize])
     }
 
-    /// Whether `candidate` is one of the keys and has not expired.
+    /// Whether `candidate` is one of the keys, expired or not (a credential that must never
+    /// equal an admin key, such as the SCIM token, is checked with this).
     pub fn contains(&self, candidate: &str) -> bool {
-        self.find(candidate, SystemTime::now()).is_some()
+        self.matching(candidate).is_some()
     }
 
     /// The first repeated name or key among `keys`: `Err((later, earlier, "name" | "key"))`,
@@ -287,7 +297,7 @@ pub fn clash_with_env(keys: &[AdminKey], env_count: usize, text: &str) -> Result
 }
 
 /// The line numbers of the key lines of a keys file, in order.
-fn key_lines(text: &str) -> Vec<usize> {
+pub fn key_lines(text: &str) -> Vec<usize> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     text.lines()
         .enumerate()

@@ -42,13 +42,15 @@ use crate::policy::routes::RouteTable;
 use crate::token::TokenFormat;
 use crate::token::TokenKind;
 use crate::token::digest::Pepper;
-pub use admin_keys::{AdminKey, AdminKeys, KeyLineError, KeySource, clash_with_env, parse_keys_file, read_keys_bytes};
+pub use admin_keys::{
+    AdminKey, AdminKeys, KeyLineError, KeySource, clash_with_env, key_lines, parse_keys_file, read_keys_bytes,
+};
 pub use identity::{ClaimNames, Grants, GroupGrant, IdentityConfig, OidcConfig, SessionConfig, TrustedHeaders};
 use raw::RawConfig;
 pub use redis::{RedisConfig, RedisNode, RedisProtocol, RedisTls, RedisTopology, SentinelAuth};
 pub use secret::{
-    ADMIN_KEYS_ENV, OIDC_CLIENT_SECRET_ENV, PEPPER_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV, SCIM_TOKEN_ENV,
-    SESSION_KEYS_ENV, Secret, WEBHOOK_SECRET_ENV,
+    ADMIN_KEYS_ENV, OIDC_CLIENT_SECRET_ENV, PEPPER_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV,
+    SCIM_TOKEN_ENV, SESSION_KEYS_ENV, Secret, WEBHOOK_SECRET_ENV,
 };
 use validate::Ctx;
 
