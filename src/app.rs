@@ -18,12 +18,13 @@ use std::time::Duration;
 
 use crate::admin::Admin;
 use crate::admin::api::Api;
+use crate::admin::keys::OperatorKeys;
 use crate::admin::webhook::{Notifier, NotifierTask};
 use crate::auth::Authenticator;
 use crate::auth::cache::AuthCache;
 use crate::auth::metering::Metering;
 use crate::config::{Config, RuntimeConfig};
-use crate::metrics::{CacheMetrics, ProxyMetrics, RecorderMetrics, WebhookMetrics};
+use crate::metrics::{AdminKeyMetrics, CacheMetrics, ProxyMetrics, RecorderMetrics, WebhookMetrics};
 use crate::net::server::{self, Drain};
 use crate::proxy::Proxy;
 use crate::proxy::recorder::{Recorder, RecorderTask};
@@ -86,6 +87,7 @@ impl App {
             minter: Minter::new(config.tokens.format.clone(), hasher),
             config: Arc::new(config.clone()),
             notifier: notifier.clone(),
+            keys: OperatorKeys::start(&config.admin, config.scim.token.clone(), AdminKeyMetrics::new(&registry)),
         };
         let admin = Admin::new(store.clone(), registry, authenticator, api);
         Ok(Self { config, store, proxy, admin, recorder_task, notifier, notifier_task, tunnels, proxy_metrics })

@@ -7,7 +7,7 @@
 //! |--------------|------------------------------------------------------------------|---------|
 //! | [`cli`]      | the command line: arguments, `token ...`, `demo`, `healthcheck`  | anything |
 //! | [`app`]      | builds every part from config; runs both listeners; drains       | all but `cli` |
-//! | [`admin`]    | the admin listener: /v1 API, access rules, views, errors, webhooks, Tokens page, SCIM, health | auth, store, token, policy, net, config, metrics, clock |
+//! | [`admin`]    | the admin listener: /v1 API, access rules, operator keys, views, errors, webhooks, Tokens page, SCIM, health | auth, store, token, policy, net, config, metrics, clock |
 //! | [`proxy`]    | the data path: admit, rewrite, send; failures; last-used recorder | auth, store, token, policy, net, config, metrics, clock |
 //! | [`auth`]     | the bearer credential, the token decision, the cache, failure limits | store, token, config, metrics, clock |
 //! | [`store`]    | the `TokenStore` trait; embedded (redb) and Redis backends         | token, config, clock |

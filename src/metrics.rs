@@ -246,6 +246,28 @@ impl WebhookMetrics {
     }
 }
 
+/// The operator keys (`admin::keys`).
+#[derive(Clone)]
+pub struct AdminKeyMetrics {
+    /// Keys that work now (not expired), from the file and the environment.
+    pub keys: IntGauge,
+    /// Re-reads of `admin.keys_file` that found it unreadable or invalid (the last good keys stay).
+    pub reload_errors: IntCounter,
+}
+
+impl AdminKeyMetrics {
+    pub fn new(registry: &Registry) -> Self {
+        Self {
+            keys: gauge(registry, "tokengate_admin_keys", "Operator keys that work now (not expired)."),
+            reload_errors: counter(
+                registry,
+                "tokengate_admin_keys_reload_errors_total",
+                "Re-reads of admin.keys_file that were refused; the last good keys stay in use.",
+            ),
+        }
+    }
+}
+
 /// Renders a registry in the Prometheus text format.
 pub fn render(registry: &Registry) -> String {
     let mut out = Vec::new();

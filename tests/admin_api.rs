@@ -32,7 +32,7 @@ async fn the_token_lifecycle_through_the_api() {
     assert_eq!(created["display"], format!("tgp_{}...", &id[..8]));
     assert_eq!(
         (created["status"].as_str(), created["kind"].as_str(), created["created_by"].as_str()),
-        (Some("active"), Some("personal"), Some("operator"))
+        (Some("active"), Some("personal"), Some("key:ops"))
     );
     assert!(created["last_used_at"].is_null());
     assert!(created.get("digest").is_none());
@@ -456,6 +456,7 @@ async fn restore_works_when_enabled_and_session_describes_the_caller() {
     assert_eq!(r.json()["status"], "active");
     let session = a.op(Method::GET, "/v1/session", None).await.json();
     assert_eq!(session["caller"]["kind"], "operator");
+    assert_eq!(session["caller"]["key"], "ops", "the key's name");
     assert_eq!(session["expiry_days"], json!([30, 60, 90, 180, 365]));
     assert_eq!(session["allow_restore"], true);
     let session = a.call(Method::GET, "/v1/session", created["token"].as_str().unwrap(), None).await.json();
@@ -577,7 +578,7 @@ async fn token_creation_is_announced_to_webhooks_signed_and_retried() {
     let (headers, body) = seen.lock().unwrap()[2].clone();
     let event: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(event["event"], "token.created");
-    assert_eq!(event["creator"], "operator");
+    assert_eq!(event["creator"], "key:ops");
     assert_eq!(event["token_name"], "announced");
     assert_eq!(event["owner"], "alice");
     assert_eq!(event["token"], created["display"]);
@@ -732,7 +733,7 @@ async fn deleting_a_principal_revokes_their_tokens_and_re_adding_the_id_brings_n
     let event = &audit["events"][0];
     assert_eq!(
         (event["action"].as_str(), event["token_id"].as_str(), event["actor"].as_str()),
-        (Some("revoke"), Some(id), Some("operator"))
+        (Some("revoke"), Some(id), Some("key:ops"))
     );
 
     // The id comes back (same roles): the old token stays refused through the proxy.

@@ -435,6 +435,96 @@ fn a_non_loopback_admin_listener_needs_admin_keys() {
 }
 
 #[test]
+fn admin_keys_are_named_and_may_expire() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use tokengate::config::KeySource;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-keys");
+    let yaml = format!("{BASE}admin:\n  keys_file: {}\n", file.display());
+    std::fs::write(
+        &file,
+        "# operators\n\nci-deploy 3f9c0123456789abcdef  2027-01-31T00:00:00Z\n  bare-key-0123456789abcdef  \nlocal_1.x oooooooooooooooo 2027-01-31T02:00:00+02:00\n",
+    )
+    .unwrap();
+    let env_keys =
+        [("TOKENGATE_ADMIN_KEYS", "robot=robot-key-0123456789, bare-env-key-0123456789abc, padded0123456789ab==")];
+    let c = Config::from_yaml(&yaml, &env(&env_keys)).unwrap();
+    let keys: Vec<_> = c.admin.keys.iter().map(|k| (k.name.as_str(), k.source, k.expires_at)).collect();
+    let jan31 = UNIX_EPOCH + Duration::from_secs(1_801_353_600);
+    assert_eq!(
+        keys,
+        [
+            ("robot", KeySource::Env, None),
+            ("env-2", KeySource::Env, None),
+            ("env-3", KeySource::Env, None),
+            ("ci-deploy", KeySource::File, Some(jan31)),
+            ("key-4", KeySource::File, None),
+            ("local_1.x", KeySource::File, Some(jan31)),
+        ]
+    );
+    let now = SystemTime::now();
+    for key in ["robot-key-0123456789", "bare-env-key-0123456789abc", "padded0123456789ab==", "3f9c0123456789abcdef"] {
+        assert!(c.admin.keys.find(key, now).is_some(), "{key}");
+    }
+    assert!(c.admin.keys.find("3f9c0123456789abcdef", jan31).is_none(), "refused from its expiry on");
+    assert!(c.admin.keys.find("3f9c0123456789abcdef", jan31 - Duration::from_millis(1)).is_some());
+    assert!(c.admin.keys.find("robot=robot-key-0123456789", now).is_none(), "the name is not part of the key");
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("3f9c") && !debug.contains("robot-key") && !debug.contains("padded"), "redacted");
+}
+
+#[test]
+fn a_bad_admin_keys_line_is_refused_by_line_without_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-keys");
+    let yaml = format!("{BASE}admin:\n  keys_file: {}\n", file.display());
+    let key = "s3cr3t-0123456789abcdef";
+    let cases = [
+        (format!("# c\nops {key}\nops other-0123456789abcdef\n"), 3, "repeats the name of line 2"),
+        (format!("ops {key}\n\nnew {key}\n"), 3, "repeats the key of line 1"),
+        (format!("ops {key}\nshort s3cr3t-short\n"), 2, "at least 16"),
+        ("s3cr3t-short\n".to_string(), 1, "at least 16"),
+        (format!("ops {key} 2027-13-01T00:00:00Z\n"), 1, "RFC 3339"),
+        (format!("ops {key} 2027-01-31\n"), 1, "RFC 3339"),
+        (format!("ops {key} 2027-01-31 00:00:00Z\n"), 1, "expected `<name> <key>`"),
+        (format!("ops {key} 2027-01-31T00:00:00+25:00\n"), 1, "RFC 3339"),
+        (format!("o/ps {key}\n"), 1, "1-64 characters"),
+        (format!("{key}+/= ops\n"), 1, "1-64 characters"),
+        (format!("{} {key}\n", "n".repeat(65)), 1, "1-64 characters"),
+        (format!("# only\n\n{key} {key}x {key}y {key}z\n"), 3, "expected `<name> <key>`"),
+        (format!("key-2 {key}x\n{key}\n"), 2, "repeats the name of line 1"),
+    ];
+    for (content, line, problem) in cases {
+        std::fs::write(&file, &content).unwrap();
+        let err = Config::from_yaml(&yaml, &BTreeMap::new()).expect_err(&content).to_string();
+        assert!(err.starts_with("`admin.keys_file`"), "{err}");
+        assert!(err.contains(&format!("{} line {line}: ", file.display())), "{content:?}: {err}");
+        assert!(err.contains(problem), "{content:?}: {err}");
+        assert!(!err.contains("s3cr3t"), "the key is never echoed: {err}");
+    }
+    // A name in the file that the environment already uses.
+    std::fs::write(&file, format!("robot {key}\n")).unwrap();
+    let env_keys = env(&[("TOKENGATE_ADMIN_KEYS", "robot=robot-key-0123456789")]);
+    let err = Config::from_yaml(&yaml, &env_keys).unwrap_err().to_string();
+    assert!(err.contains("line 1: repeats the name of TOKENGATE_ADMIN_KEYS entry 1"), "{err}");
+    let env_keys = env(&[("TOKENGATE_ADMIN_KEYS", &format!("x={key}"))]);
+    std::fs::write(&file, format!("ops {key}\n")).unwrap();
+    let err = Config::from_yaml(&yaml, &env_keys).unwrap_err().to_string();
+    assert!(err.contains("repeats the key of TOKENGATE_ADMIN_KEYS entry 1") && !err.contains("s3cr3t"), "{err}");
+    // The environment's own mistakes name their entry, never the key.
+    for (value, problem) in [
+        ("a=s3cr3t-0123456789ab, a=s3cr3t-0123456789cd", "entry 2: repeats the name of entry 1"),
+        ("s3cr3t-0123456789ab, b=s3cr3t-0123456789ab", "entry 2: repeats the key of entry 1"),
+        ("ok=s3cr3t-0123456789ab, s3cr3t", "entry 2: every admin key must be at least 16"),
+    ] {
+        let err = Config::from_yaml(BASE, &env(&[("TOKENGATE_ADMIN_KEYS", value)])).unwrap_err().to_string();
+        assert!(err.starts_with("`TOKENGATE_ADMIN_KEYS`") && err.contains(problem), "{value}: {err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
+    }
+}
+
+#[test]
 fn webhooks_need_a_url_and_a_signing_secret() {
     let hook = "notifications:\n  webhooks:\n    - url: https://hooks.example/t\n";
     refused(&format!("{BASE}{hook}"), "notifications.secret_file", "signing secret");
@@ -609,4 +699,63 @@ fn sign_in_settings_are_validated() {
         "identity.trusted_headers.user",
         "not a header name",
     );
+}
+
+mod keys_file_props {
+    use proptest::prelude::*;
+    use tokengate::config::parse_keys_file;
+
+    /// A key, a line of the keys file holding it, and whether the key was written first: mostly plausible, sometimes mangled (fields
+    /// swapped, repeated, bad names and dates, comment marks, a byte order mark, controls).
+    fn line() -> impl Strategy<Value = (String, String, bool)> {
+        let expiry = prop_oneof![Just(String::new()), Just(" 2027-01-31T00:00:00Z".to_string()), "[ 0-9TZ:+.-]{0,30}"];
+        ("[A-Za-z0-9+/=_-]{16,40}", "[A-Za-z0-9._/+ -]{0,70}", expiry, 0..5u8, "[#\t \u{feff}\u{202e}]{0,2}").prop_map(
+            |(secret, name, expiry, order, prefix)| {
+                let line = match order {
+                    0 => format!("{prefix}{name} {secret}{expiry}"),
+                    1 => format!("{prefix}{secret} {name}{expiry}"),
+                    2 => format!("{prefix}{secret}"),
+                    3 => format!("{prefix}{name} {secret} {secret}{expiry}"),
+                    _ => format!("{prefix}{secret}{expiry} {name}"),
+                };
+                (secret, line, matches!(order, 1 | 4))
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        /// Whatever the file holds, parsing never panics, an error names a line of the file, and
+        /// neither an error nor a parsed key's `Debug` repeats a key.
+        #[test]
+        fn errors_never_repeat_a_key(lines in proptest::collection::vec(line(), 1..6)) {
+            let text = lines.iter().map(|(_, l, _)| l.as_str()).collect::<Vec<_>>().join("\n");
+            match parse_keys_file(&text) {
+                Ok(keys) => {
+                    for k in &keys {
+                        prop_assert!(!k.name.is_empty() && k.name.len() <= 64);
+                        // A line written key first, `<key> <name>`, cannot be told from `<name> <key>`
+                        // when both would be valid: its key is taken for the name (documented).
+                        for (secret, _, _) in lines.iter().filter(|(_, _, key_first)| !key_first) {
+                            let debug = format!("{k:?}");
+                            prop_assert!(!debug.contains(secret.as_str()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(e.line >= 1 && e.line <= text.lines().count(), "{e}");
+                    let shown = e.to_string();
+                    for (secret, _, _) in &lines {
+                        prop_assert!(!shown.contains(&secret[..12]), "{shown}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = parse_keys_file(&text);
+        }
+    }
 }

@@ -167,6 +167,8 @@ async fn the_server_matches_its_openapi_document() {
     call(&a, &mut spec, Method::GET, &format!("/v1/tokens/{id}"), None).await; // 404
     call(&a, &mut spec, Method::GET, "/v1/tokens/bad", None).await; // 400
     call(&a, &mut spec, Method::GET, "/v1/audit?limit=5", None).await;
+    call(&a, &mut spec, Method::GET, "/v1/keys", None).await;
+    call(&a, &mut spec, Method::GET, "/v1/keys?x=1", None).await; // 400
     call(&a, &mut spec, Method::POST, "/v1/tokens", Some(json!({"name": "", "expires_in_days": 30, "owner": "alice"})))
         .await;
     call(&a, &mut spec, Method::DELETE, "/v1/principals/alice", None).await;
@@ -238,7 +240,7 @@ fn the_schemas_reject_what_must_never_be_sent() {
     let good = json!({
         "id": "AAAAAAAAAAAA", "display": "tgp_AAAAAAAA...", "name": "n", "kind": "personal", "owner": "alice",
         "status": "active", "roles": [], "scopes": ["env:prod"], "created_at": "2026-11-22T12:00:00.000Z",
-        "created_by": "operator", "expires_at": "2026-12-22T12:00:00.000Z", "last_used_at": null,
+        "created_by": "key:ops", "expires_at": "2026-12-22T12:00:00.000Z", "last_used_at": null,
         "last_used_from": null, "previous_secret_valid_until": null
     });
     assert!(validator.is_valid(&good));

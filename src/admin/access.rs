@@ -1,7 +1,8 @@
 //! Who is calling the admin API, and what they may do.
 //!
-//! - **Operator**: presents one of the configured admin keys (constant-time compared). Full
-//!   access, including creating tokens for any owner and managing principals.
+//! - **Operator**: presents one of the configured admin keys (constant-time compared, refused
+//!   from its expiry on; [`super::keys`]). Full access, including creating tokens for any owner
+//!   and managing principals. The audit log names the key: `key:<name>`.
 //! - **Person**: presents their own valid personal token, or is signed in (a session cookie, the
 //!   CLI's session, or an auth proxy's trusted headers: [`super::signin`]). They see and manage
 //!   only tokens they own; a person with role `admin` in an organization also manages that
@@ -36,7 +37,8 @@ pub const ORG_ADMIN_ROLE: &str = "admin";
 
 #[derive(Debug, Clone)]
 pub enum Caller {
-    Operator,
+    /// An admin key, by name.
+    Operator { key: String },
     Person {
         principal: Arc<Principal>,
         /// The effective roles and the scopes of the token used for this call, or the person's
@@ -64,10 +66,8 @@ impl Caller {
     ) -> Result<(Self, Option<http::HeaderValue>), ApiError> {
         let presented = auth::bearer(headers, None)
             .map_err(|_| ApiError::BadRequest { field: None, message: "malformed Authorization header".into() })?;
-        if let Some(key) = presented
-            && keys.contains(key)
-        {
-            return Ok((Self::Operator, None));
+        if let Some(key) = presented.and_then(|p| keys.find(p, std::time::SystemTime::now())) {
+            return Ok((Self::Operator { key: key.name.clone() }, None));
         }
         if let Some(SignedIn { principal, via, set_cookie }) =
             signin.identify(headers, peer, presented, mutation).await?
@@ -102,14 +102,14 @@ impl Caller {
     /// The name recorded as `actor` / `created_by`.
     pub fn actor(&self) -> String {
         match self {
-            Self::Operator => "operator".to_string(),
+            Self::Operator { key } => format!("key:{key}"),
             Self::Person { principal, .. } => principal.id.clone(),
         }
     }
 
     /// An admin key, or a person signed in as an operator: full access.
     pub fn is_operator(&self) -> bool {
-        matches!(self, Self::Operator | Self::Person { admin: Some(AdminRole::Operator), .. })
+        matches!(self, Self::Operator { .. } | Self::Person { admin: Some(AdminRole::Operator), .. })
     }
 
     /// Whether the caller may read every token, principal and audit event (operators and
@@ -126,7 +126,7 @@ impl Caller {
     /// The organization this caller administers, if any.
     pub fn admin_of(&self) -> Option<&str> {
         match self {
-            Self::Operator => None,
+            Self::Operator { .. } => None,
             Self::Person { principal, roles, .. } => {
                 principal.org.as_deref().filter(|_| roles.iter().any(|r| r == ORG_ADMIN_ROLE))
             }
@@ -137,7 +137,7 @@ impl Caller {
     pub fn may_manage(&self, token: &Token) -> bool {
         match self {
             _ if self.is_operator() => true,
-            Self::Operator => true,
+            Self::Operator { .. } => true,
             Self::Person { principal, .. } => match token.kind {
                 TokenKind::Personal => token.owner == principal.id,
                 TokenKind::Organization => self.admin_of() == Some(token.owner.as_str()),
@@ -203,7 +203,7 @@ impl Caller {
     pub fn may_list_owner(&self, owner: &str) -> bool {
         match self {
             _ if self.reads_everything() => true,
-            Self::Operator => true,
+            Self::Operator { .. } => true,
             Self::Person { principal, .. } => principal.id == owner || self.admin_of() == Some(owner),
         }
     }

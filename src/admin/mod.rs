@@ -6,6 +6,7 @@
 //! | [`api`]         | the JSON API under `/v1`: routing, input checks, tokens, principals, audit |
 //! | [`views`]       | the API's token responses as types (also read by the CLI)               |
 //! | [`access`]      | who is calling (operator key, personal token, signed-in person) and what they may do |
+//! | [`keys`]        | the operator keys in force; `admin.keys_file` re-read when it changes   |
 //! | [`signin`]      | OpenID Connect, trusted headers, sealed sessions (`/auth/*`)            |
 //! | [`scim`]        | SCIM 2.0 directory sync under `/scim/v2` (its own credential)           |
 //! | [`error`]       | [`error::ApiError`], the only place an admin failure becomes HTTP       |
@@ -44,6 +45,7 @@
 pub mod access;
 pub mod api;
 pub mod error;
+pub mod keys;
 pub mod scim;
 pub mod signin;
 mod ui;
@@ -181,7 +183,7 @@ impl Admin {
                     req.headers(),
                     conn.peer.ip(),
                     !read_only,
-                    &i.api.config.admin.keys,
+                    &i.api.keys.current(),
                     &i.auth,
                     &i.signin,
                 )

@@ -104,6 +104,23 @@ pub struct TokenList {
     pub next_cursor: Option<String>,
 }
 
+/// An operator key as `GET /v1/keys` lists it: its name, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyView {
+    pub name: String,
+    /// When it stops working; `null`: never.
+    #[serde(default, with = "rfc3339_or_null")]
+    pub expires_at: Option<Timestamp>,
+    /// `file` (`admin.keys_file`) or `env` (`TOKENGATE_ADMIN_KEYS`).
+    pub source: String,
+}
+
+/// `GET /v1/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    pub keys: Vec<KeyView>,
+}
+
 /// A [`Timestamp`] as RFC 3339 text.
 mod rfc3339 {
     use std::time::UNIX_EPOCH;

@@ -112,6 +112,11 @@ impl AdminClient {
         Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
+    /// A client of the admin listener at `base` with `credential` (an operator key or a token).
+    pub fn with_credential(base: &str, credential: String) -> Self {
+        Self { base: base.trim_end_matches('/').to_string(), credential: Some(credential), http: http_client() }
+    }
+
     /// Sends a request and reads the successful answer as `T`.
     pub async fn call<T: DeserializeOwned>(
         &self,

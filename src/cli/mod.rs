@@ -7,6 +7,7 @@
 //! | [`client`]        | the admin API's HTTP client, [`client::CliError`] and its one-line errors |
 //! | [`token`]         | `tokengate token ...`: tables, prompts, printing a secret once         |
 //! | [`principal`]     | `tokengate principal ...`: list, show, set, delete people              |
+//! | [`keys`]          | `tokengate keys list`: the operator keys by name                      |
 //! | [`healthcheck`]   | `tokengate healthcheck`                                               |
 //! | [`demo`]          | `tokengate demo` and `tokengate echo`                                 |
 //! | [`store`]         | `tokengate store migrate`                                             |
@@ -20,6 +21,7 @@
 pub mod client;
 pub mod demo;
 pub mod healthcheck;
+pub mod keys;
 pub mod login;
 pub mod principal;
 pub mod store;
@@ -61,6 +63,8 @@ pub enum Command {
     Logout,
     /// Manage principals (the people tokens belong to) through the admin port (operators).
     Principal(PrincipalArgs),
+    /// See the operator keys of a running tokengate (by name; never the keys).
+    Keys(Box<keys::KeysArgs>),
     /// Maintain the configured token store directly (not through the admin port).
     #[command(subcommand)]
     Store(StoreCommand),
@@ -328,6 +332,7 @@ pub fn run(command: Command, env: &BTreeMap<String, String>) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Keys(args) => complete(small_runtime(), keys::run(*args), error),
         Command::Healthcheck(args) => {
             complete(small_runtime(), healthcheck::run(&args.url, args.timeout), |e| eprintln!("unhealthy: {e}"))
         }

@@ -11,7 +11,8 @@
 //!   and [`Config::from_yaml`];
 //! - [`raw`]: the serde structs of stage one; [`env`]: the `TOKENGATE_<PATH>` overrides;
 //! - [`redis`]: the `store.redis` section's types (topology, credentials, TLS);
-//! - [`secret`]: [`Secret`], [`AdminKeys`], and reading secrets from the environment or files;
+//! - [`secret`]: [`Secret`], and reading secrets from the environment or files;
+//! - [`admin_keys`]: [`AdminKeys`], the named operator keys, parsed from their file and variable;
 //! - [`defaults`]: the documented default of every optional field;
 //! - [`validate`]: stage two, one file per section.
 //!
@@ -20,6 +21,7 @@
 //! its sections map onto the listeners' settings). Never
 //! `proxy`, `admin`, `auth` or `store`: they are configured from here, not the other way round.
 
+mod admin_keys;
 pub mod defaults;
 mod env;
 mod identity;
@@ -40,11 +42,14 @@ use crate::policy::routes::RouteTable;
 use crate::token::TokenFormat;
 use crate::token::TokenKind;
 use crate::token::digest::Pepper;
+pub use admin_keys::{
+    AdminKey, AdminKeys, KeyLineError, KeySource, clash_with_env, key_lines, parse_keys_file, read_keys_bytes,
+};
 pub use identity::{ClaimNames, Grants, GroupGrant, IdentityConfig, OidcConfig, SessionConfig, TrustedHeaders};
 use raw::RawConfig;
 pub use redis::{RedisConfig, RedisNode, RedisProtocol, RedisTls, RedisTopology, SentinelAuth};
 pub use secret::{
-    ADMIN_KEYS_ENV, AdminKeys, OIDC_CLIENT_SECRET_ENV, PEPPER_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV,
+    ADMIN_KEYS_ENV, OIDC_CLIENT_SECRET_ENV, PEPPER_ENV, REDIS_PASSWORD_ENV, REDIS_SENTINEL_PASSWORD_ENV,
     SCIM_TOKEN_ENV, SESSION_KEYS_ENV, Secret, WEBHOOK_SECRET_ENV,
 };
 use validate::Ctx;
@@ -89,8 +94,11 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
-    /// Operator keys: full access to the admin API.
+    /// Operator keys: full access to the admin API. Those of `keys_file` as read at start; the
+    /// admin listener re-reads the file while it runs (`admin::keys`).
     pub keys: AdminKeys,
+    /// `admin.keys_file`, when set.
+    pub keys_file: Option<std::path::PathBuf>,
     /// Largest JSON request body accepted (413 beyond it).
     pub max_body_bytes: usize,
     /// Most admin connections at once (the idle ones are closed first to make room).

@@ -1,5 +1,5 @@
-//! Secrets: [`Secret`] (redacted in `Debug`), the operator keys ([`AdminKeys`]), and reading
-//! them, the webhook signing secret and the pepper from the environment or from files.
+//! Secrets: [`Secret`] (redacted in `Debug`), and reading secrets, the webhook signing secret and
+//! the pepper from the environment or from files (the operator keys: [`super::admin_keys`]).
 
 use std::collections::BTreeMap;
 
@@ -46,32 +46,6 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The configured operator keys.
-#[derive(Debug, Clone, Default)]
-pub struct AdminKeys(Vec<Secret>);
-
-impl AdminKeys {
-    /// Minimum key length, in bytes.
-    pub const MIN_LEN: usize = 16;
-
-    pub fn new(keys: Vec<Secret>) -> Self {
-        Self(keys)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether `candidate` is one of the keys. Every key is compared, in constant time each.
-    pub fn contains(&self, candidate: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        self.0
-            .iter()
-            .fold(subtle::Choice::from(0), |found, k| found | k.0.as_bytes().ct_eq(candidate.as_bytes()))
-            .into()
-    }
-}
-
 impl Secret {
     /// Whether `candidate` is this secret, compared in constant time (for equal lengths).
     pub fn matches(&self, candidate: &str) -> bool {
@@ -84,34 +58,6 @@ impl Secret {
 pub(super) fn read_secret_file(field: &str, path: &str, ctx: &Ctx) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ctx.error(field, format!("cannot read {path}: {e}")))?;
     Ok(text.trim_end().to_string())
-}
-
-/// The operator keys: from `TOKENGATE_ADMIN_KEYS` (comma-separated), then `admin.keys_file` (one a
-/// line, `#` starts a comment); each at least [`AdminKeys::MIN_LEN`] bytes.
-pub(super) fn admin_keys(
-    keys_file: Option<&str>,
-    env: &BTreeMap<String, String>,
-    ctx: &Ctx,
-) -> Result<AdminKeys, ConfigError> {
-    let short = |keys: &[String]| keys.iter().any(|k| k.len() < AdminKeys::MIN_LEN);
-    let too_short = format!("every admin key must be at least {} characters", AdminKeys::MIN_LEN);
-    let mut keys: Vec<String> = Vec::new();
-    if let Some(v) = env.get(ADMIN_KEYS_ENV) {
-        keys.extend(v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from));
-        if short(&keys) {
-            return Err(ctx.error(ADMIN_KEYS_ENV, too_short));
-        }
-    }
-    if let Some(file) = keys_file {
-        let text = read_secret_file("admin.keys_file", file, ctx)?;
-        let from_file: Vec<String> =
-            text.lines().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('#')).map(String::from).collect();
-        if short(&from_file) {
-            return Err(ctx.error("admin.keys_file", too_short));
-        }
-        keys.extend(from_file);
-    }
-    Ok(AdminKeys::new(keys.into_iter().map(Secret).collect()))
 }
 
 /// A secret from the environment variable `var` or the file at `file_field`, not both; `None`

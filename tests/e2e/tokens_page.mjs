@@ -409,7 +409,7 @@ try {
   await page.fill('#audit-token', 'rotating');
   let rows = await auditRows();
   assert.deepEqual(rows.map((r) => r[2]), ['revoke', 'suspend', 'rotate', 'rotate', 'create'], 'newest first, this token only');
-  assert.ok(rows.every((r) => r[1] === 'operator' && r[3] === 'rotating ' + rotId && r[4] === 'alice'));
+  assert.ok(rows.every((r) => r[1] === 'key:ops' && r[3] === 'rotating ' + rotId && r[4] === 'alice'));
   await page.selectOption('#audit-action', 'rotate');
   assert.equal((await auditRows()).length, 2);
   await page.fill('#audit-token', rotId);
@@ -421,7 +421,7 @@ try {
   assert.deepEqual(rows.map((r) => [r[1], r[2], r[3].split(' ')[0]]), [['alice', 'limits', 'alice-quota']]);
   assert.match(await page.textContent('#audit-count'), /^1 of \d+ events$/);
   const actors = await page.$$eval('#audit-actor option', (os) => os.map((o) => o.value));
-  assert.deepEqual(actors, ['', 'alice', 'operator']);
+  assert.deepEqual(actors, ['', 'alice', 'key:ops']);
   await page.selectOption('#audit-actor', '');
   await page.selectOption('#audit-action', '');
   await page.fill('#audit-token', 'pwned=2');

@@ -8,6 +8,8 @@ use super::gate::{Gate, Reply, bearer, embedded_config, send};
 use super::upstream::Upstream;
 
 pub const OPERATOR_KEY: &str = "operator-key-0123456789";
+/// The operator key's name in the keys file; the audit log records `key:ops`.
+pub const OPERATOR_KEY_NAME: &str = "ops";
 
 pub struct Admin {
     pub _dir: tempfile::TempDir,
@@ -26,7 +28,7 @@ impl Admin {
     pub async fn start_bound(extra: &str, admin: tokio::net::TcpListener) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("admin-keys");
-        std::fs::write(&keys, format!("# operators\n{OPERATOR_KEY}\n")).unwrap();
+        std::fs::write(&keys, format!("# operators\n{OPERATOR_KEY_NAME} {OPERATOR_KEY}\n")).unwrap();
         let upstream = Upstream::start().await;
         let yaml =
             embedded_config(&upstream.url(), dir.path(), &format!("admin:\n  keys_file: {}\n{extra}", keys.display()));

@@ -7,6 +7,7 @@
 //! | `tokens.rs`       | `/v1/tokens`: list, create, show, delete, lifecycle actions, rotation     |
 //! | `principals.rs`   | `/v1/principals` (list) and `/v1/principals/{id}`                         |
 //! | `audit.rs`        | `/v1/audit`                                                               |
+//! | `keys.rs`         | `/v1/keys`: the operator keys by name (never the keys)                    |
 //!
 //! What it may use: the caller's identity and rules ([`super::access`]), the error type
 //! ([`super::error`]), the response shapes ([`super::views`]), webhooks, and below the admin
@@ -24,6 +25,7 @@
 
 mod audit;
 pub mod input;
+mod keys;
 mod principals;
 mod tokens;
 
@@ -53,12 +55,14 @@ pub struct Api {
     pub minter: Minter,
     pub config: std::sync::Arc<Config>,
     pub notifier: Notifier,
+    /// The operator keys in force (re-read from `admin.keys_file` while running).
+    pub keys: crate::admin::keys::OperatorKeys,
 }
 
 /// The methods a `/v1` path serves (the `Allow` header), or `None` for no such endpoint.
 fn allowed_methods(segments: &[&str]) -> Option<&'static str> {
     Some(match segments {
-        ["session"] | ["audit"] => "GET",
+        ["session"] | ["audit"] | ["keys"] => "GET",
         ["tokens"] => "GET, POST",
         ["tokens", _] => "GET, DELETE",
         ["tokens", _, "suspend" | "activate" | "revoke" | "restore" | "rotate"] => "POST",
@@ -111,6 +115,7 @@ impl Api {
             (["principals"], _) => self.list_principals(caller, query).await,
             (["principals", id], m) => self.principal(caller, m, id, headers, body).await,
             (["audit"], _) => self.audit(caller, query).await,
+            (["keys"], _) => self.keys(caller),
             _ => Err(ApiError::NotFound("no such endpoint".into())),
         }
     }
@@ -121,7 +126,7 @@ impl Api {
     fn session(&self, caller: &Caller) -> Response<Full<Bytes>> {
         let c = &self.config;
         let who = match caller {
-            Caller::Operator => serde_json::json!({ "kind": "operator" }),
+            Caller::Operator { key } => serde_json::json!({ "kind": "operator", "key": key }),
             Caller::Person { principal, roles, scopes, admin, via } => {
                 use crate::admin::signin::Via;
                 let (signed_in, csrf) = match via {

@@ -212,7 +212,7 @@ impl Api {
             subject_id("owner", owner)?;
         }
         let roles = dedup(req.roles.unwrap_or_else(|| match caller {
-            Caller::Operator => c.tokens.default_roles.clone(),
+            Caller::Operator { .. } => c.tokens.default_roles.clone(),
             Caller::Person { roles, .. } => {
                 c.tokens.default_roles.iter().filter(|r| roles.contains(r)).cloned().collect()
             }
@@ -233,13 +233,13 @@ impl Api {
             }
             (Some(limits), _) => limits,
             (None, Caller::Person { principal, .. }) => principal.limits.clone(),
-            (None, Caller::Operator) => Default::default(),
+            (None, Caller::Operator { .. }) => Default::default(),
         };
 
         let owner = match (req.owner, caller) {
             (Some(owner), _) => owner,
             // Left out, the owner is the caller; an operator key is nobody and owns no tokens.
-            (None, Caller::Operator) => {
+            (None, Caller::Operator { .. }) => {
                 return Err(ApiError::Forbidden(
                     "an operator key owns no tokens: name the owner (a principal or an organization)".into(),
                 ));

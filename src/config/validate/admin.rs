@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::Ctx;
+use crate::config::admin_keys;
 use crate::config::raw::RawAdmin;
-use crate::config::secret::{self, ADMIN_KEYS_ENV};
+use crate::config::secret::ADMIN_KEYS_ENV;
 use crate::config::{AdminConfig, ConfigError, defaults};
 
 pub(super) fn validate_admin(
@@ -13,7 +14,7 @@ pub(super) fn validate_admin(
     ctx: &Ctx,
 ) -> Result<AdminConfig, ConfigError> {
     let listen = ctx.addr("admin.listen", raw.listen, defaults::ADMIN_LISTEN)?;
-    let keys = secret::admin_keys(raw.keys_file.as_deref(), env, ctx)?;
+    let keys = admin_keys::admin_keys(raw.keys_file.as_deref(), env, ctx)?;
     if keys.is_empty() && !listen.ip().is_loopback() {
         return Err(ctx.error(
             "admin.listen",
@@ -35,5 +36,6 @@ pub(super) fn validate_admin(
             format!("must be at least 1 and below `admin.max_connections` ({max_connections})"),
         ));
     }
-    Ok(AdminConfig { listen, keys, max_body_bytes, max_connections, max_concurrent_calls })
+    let keys_file = raw.keys_file.map(std::path::PathBuf::from);
+    Ok(AdminConfig { listen, keys, keys_file, max_body_bytes, max_connections, max_concurrent_calls })
 }
