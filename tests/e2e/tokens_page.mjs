@@ -95,7 +95,7 @@ try {
   await page.fill('#credential', ADMIN_KEY);
   await page.click('#sign-in-form button[type=submit]');
   await page.locator('#app').waitFor();
-  assert.equal(await page.textContent('#who'), 'Signed in with an admin key');
+  assert.equal(await page.textContent('#who'), 'Signed in with the admin key ops');
   const stored = await page.evaluate(() => [sessionStorage.length, localStorage.length, document.cookie]);
   assert.deepEqual(stored, [1, 0, ''], 'the credential lives in session storage only');
 

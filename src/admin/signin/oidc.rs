@@ -69,6 +69,17 @@ type Metadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
+/// The client as discovery builds it: an authorization endpoint, a token and user info endpoint
+/// when the provider names them.
+type RpClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
 type HttpClient = Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
 
 /// Why talking to the provider failed. Never carries a code, token or secret.
@@ -217,17 +228,7 @@ impl Oidc {
         Ok(metadata)
     }
 
-    fn client(
-        &self,
-        metadata: Metadata,
-    ) -> openidconnect::core::CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    > {
+    fn client(&self, metadata: Metadata) -> RpClient {
         let c = &self.inner.config;
         CoreClient::from_provider_metadata(
             metadata,
@@ -302,21 +303,7 @@ impl Oidc {
             })?;
         let id_token = response.id_token().ok_or_else(|| OidcError::IdToken("the provider sent none".into()))?;
         // The device grant carries no nonce; the token is bound to this exchange instead.
-        let no_nonce = |_: Option<&Nonce>| Ok(());
-        let verify = |client: &CoreClient<_, _, _, _, _, _>| {
-            let verifier = client.id_token_verifier().set_allowed_algs(ALGORITHMS);
-            id_token.claims(&verifier, no_nonce).map(|_| ())
-        };
-        let client = self.client(self.metadata(false).await?);
-        match verify(&client) {
-            Err(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey | SignatureVerificationError::AmbiguousKeyId(_),
-            )) => {
-                let client = self.client(self.metadata(true).await?);
-                verify(&client).map_err(|e| OidcError::IdToken(chain(&e)))?;
-            }
-            r => r.map_err(|e| OidcError::IdToken(chain(&e)))?,
-        }
+        self.check(&self.client(self.metadata(false).await?), id_token, |_: Option<&Nonce>| Ok(())).await?;
         self.identity(id_token)
     }
 
@@ -338,34 +325,28 @@ impl Oidc {
             })?;
         let id_token = response.id_token().ok_or_else(|| OidcError::IdToken("the provider sent none".into()))?;
         let nonce = Nonce::new(flow.nonce.clone());
-        match self.verify(&client, id_token, &nonce) {
-            Err(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey | SignatureVerificationError::AmbiguousKeyId(_),
-            )) => {
-                // The provider may have rotated its keys since we fetched them.
-                let client = self.client(self.metadata(true).await?);
-                self.verify(&client, id_token, &nonce).map_err(|e| OidcError::IdToken(chain(&e)))?;
-            }
-            r => r.map_err(|e| OidcError::IdToken(chain(&e)))?,
-        }
+        self.check(&client, id_token, &nonce).await?;
         self.identity(id_token)
     }
 
-    fn verify(
+    /// Checks `id_token` with `client`'s keys; a key we do not hold (the provider may have
+    /// rotated its keys since we fetched them) fetches them again and checks once more.
+    async fn check<N: openidconnect::NonceVerifier + Copy>(
         &self,
-        client: &CoreClient<
-            openidconnect::EndpointSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointNotSet,
-            openidconnect::EndpointMaybeSet,
-            openidconnect::EndpointMaybeSet,
-        >,
+        client: &RpClient,
         id_token: &CoreIdToken,
-        nonce: &Nonce,
-    ) -> Result<(), ClaimsVerificationError> {
-        let verifier = client.id_token_verifier().set_allowed_algs(ALGORITHMS);
-        id_token.claims(&verifier, nonce).map(|_| ())
+        nonce: N,
+    ) -> Result<(), OidcError> {
+        let verify = |client: &RpClient| {
+            let verifier = client.id_token_verifier().set_allowed_algs(ALGORITHMS);
+            id_token.claims(&verifier, nonce).map(|_| ())
+        };
+        match verify(client) {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey | SignatureVerificationError::AmbiguousKeyId(_),
+            )) => verify(&self.client(self.metadata(true).await?)).map_err(|e| OidcError::IdToken(chain(&e))),
+            r => r.map_err(|e| OidcError::IdToken(chain(&e))),
+        }
     }
 
     /// The configured claims of a verified ID token. Its signature covers the payload, so the

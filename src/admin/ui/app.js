@@ -507,7 +507,7 @@ async function start(first, quiet) {
     return;
   }
   const caller = session.caller;
-  $('who').textContent = caller.kind === 'operator' ? 'Signed in with an admin key' : 'Signed in as ' + caller.display_name + ' (' + caller.id + ')';
+  $('who').textContent = caller.kind === 'operator' ? 'Signed in with the admin key ' + caller.key : 'Signed in as ' + caller.display_name + ' (' + caller.id + ')';
   $('create-expiry').replaceChildren(...session.expiry_days.map((d) => new Option(d + ' days', String(d))));
   setUpCreateForm();
   $('show-audit').hidden = !mayAudit();
