@@ -57,3 +57,63 @@ pub fn identity_from_claims(
     };
     Ok(Identity { id: id.to_string(), name, email, groups, org })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::ClaimNames;
+
+    fn config(org_claim: Option<&str>) -> OidcConfig {
+        OidcConfig {
+            issuer: "https://login.example.com".into(),
+            client_id: "tokengate".into(),
+            client_secret: None,
+            redirect_url: "https://t.example.com/auth/callback".parse().unwrap(),
+            scopes: vec![],
+            claims: ClaimNames {
+                id: "email".into(),
+                name: "name".into(),
+                email: "email".into(),
+                groups: "groups".into(),
+                org: org_claim.map(String::from),
+            },
+            org: Some("default-org".into()),
+        }
+    }
+
+    fn read(c: &OidcConfig, claims: serde_json::Value) -> Result<Identity, OidcError> {
+        identity_from_claims(c, claims.as_object().unwrap())
+    }
+
+    #[test]
+    fn claims_are_read_as_configured() {
+        let c = config(Some("tenant"));
+        let i =
+            read(&c, json!({"email": "a@x.io", "name": " A ", "groups": ["eng", 7, "ops"], "tenant": "acme"})).unwrap();
+        assert_eq!(i.id, "a@x.io");
+        assert_eq!(i.name.as_deref(), Some("A"));
+        assert_eq!(i.groups, Some(vec!["eng".into(), "ops".into()]), "non-strings are skipped");
+        assert_eq!(i.org.as_deref(), Some("acme"));
+        // One group as a string; no groups claim at all; the configured org when no claim.
+        assert_eq!(read(&c, json!({"email": "a@x.io", "groups": "eng"})).unwrap().groups, Some(vec!["eng".into()]));
+        let bare = read(&c, json!({"email": "a@x.io", "preferred_username": "ay"})).unwrap();
+        assert_eq!((bare.groups, bare.org.as_deref(), bare.name.as_deref()), (None, Some("default-org"), Some("ay")));
+    }
+
+    #[test]
+    fn unusable_claims_are_refused_and_unverified_email_is_dropped() {
+        let c = config(Some("tenant"));
+        assert!(matches!(read(&c, json!({"sub": "x"})), Err(OidcError::Claims(_))), "no id claim");
+        assert!(matches!(read(&c, json!({"email": "a b@x"})), Err(OidcError::Claims(_))), "not a principal id");
+        assert!(matches!(read(&c, json!({"email": "a@x", "groups": {"a": 1}})), Err(OidcError::Claims(_))));
+        assert!(matches!(read(&c, json!({"email": "a@x", "tenant": "no spaces"})), Err(OidcError::Claims(_))));
+        let many: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i}")).collect();
+        assert!(matches!(read(&c, json!({"email": "a@x", "groups": many})), Err(OidcError::Claims(_))));
+        let mut sub = config(None);
+        sub.claims.id = "sub".into();
+        let i = read(&sub, json!({"sub": "u1", "email": "a@x.io", "email_verified": false})).unwrap();
+        assert_eq!(i.email, None, "an address the provider has not verified is not taken");
+    }
+}
