@@ -264,3 +264,28 @@ async fn an_auth_proxys_headers_sign_people_in_from_its_address_and_are_refused_
     // The browser connects from 127.0.0.1; the configured auth proxy is 10.0.0.7.
     assert!(headers_sign_in("10.0.0.7", true).await.contains("refused from an untrusted peer"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_names_another_issuer_is_not_believed() {
+    // The provider says it is http://127.0.0.1:PORT; tokengate is told http://localhost:PORT
+    // (the same server): discovery must refuse the mismatch rather than sign anyone in.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirect = format!("http://{}/auth/callback", listener.local_addr().unwrap());
+    let provider = Provider::start(&redirect, "provider-client-secret-0123456789").await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("session-keys");
+    std::fs::write(&keys, "session-key-for-the-browser-test-0123456789\n").unwrap();
+    let issuer = provider.issuer.replace("127.0.0.1", "localhost");
+    let a = Admin::start_bound(
+        &format!(
+            "identity:\n  oidc:\n    issuer: {issuer}\n    client_id: tokengate\n    redirect_url: {redirect}\n  sessions:\n    keys_file: {}\n",
+            keys.display()
+        ),
+        listener,
+    )
+    .await;
+    let r = support::gate::get(&a.gate.admin_url("/auth/login"), &[]).await;
+    assert_eq!(r.status, 502, "{:?}", r.json());
+    assert_eq!(r.json()["error"]["code"], "provider_unavailable");
+    assert!(r.headers.get("set-cookie").is_none(), "no sign-in was started");
+}
