@@ -695,6 +695,11 @@ fn sign_in_settings_are_validated() {
         "not an address",
     );
     refused(
+        &format!("{BASE}identity:\n  trusted_headers: {{peers: [10.0.0.1, \"::/0\"]}}\n"),
+        "identity.trusted_headers.peers[1]",
+        "from anyone",
+    );
+    refused(
         &format!("{BASE}identity:\n  trusted_headers: {{peers: [10.0.0.1], user: \"bad header\"}}\n"),
         "identity.trusted_headers.user",
         "not a header name",

@@ -68,6 +68,14 @@ async fn trusted_headers_sign_people_in_from_the_auth_proxy_only() {
     let used = support::gate::get(&a.gate.url("/x"), &[("authorization", &format!("Bearer {secret}"))]).await;
     assert_eq!(used.upstream_header("x-auth-subject"), ["tess"]);
 
+    // Two of one identity header (a proxy that appends instead of replacing): refused.
+    let twice = [("x-forwarded-user", "evil"), ("x-forwarded-user", "tess")];
+    let r = as_proxy(&a, Method::GET, "/v1/session", &twice, None).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"]["field"].as_str()), (400, Some("x-forwarded-user")));
+    let groups_twice =
+        [("x-forwarded-user", "tess"), ("x-forwarded-groups", "engineering"), ("x-forwarded-groups", "platform")];
+    assert_eq!(as_proxy(&a, Method::GET, "/v1/session", &groups_twice, None).await.status, 400);
+
     // A person the headers name with a bad id, and a role beyond theirs.
     let r = as_proxy(&a, Method::GET, "/v1/session", &[("x-forwarded-user", "tess example")], None).await;
     assert_eq!((r.status.as_u16(), r.json()["error"]["field"].as_str()), (400, Some("x-forwarded-user")));
@@ -211,14 +219,15 @@ async fn with_a_directory_a_provisioned_persons_groups_are_the_directorys() {
     assert_eq!(r.json()["caller"]["roles"], json!(["viewer", "developer"]));
     assert_eq!(r.json()["caller"]["admin"], json!(null));
     assert_eq!(a.gate.store.get_principal("sam").await.unwrap().unwrap().groups, ["engineering"]);
-    // Someone the directory does not know is created from the sign-in's groups.
-    let r = as_proxy(
-        &a,
-        Method::GET,
-        "/v1/session",
-        &[("x-forwarded-user", "newcomer"), ("x-forwarded-groups", "security")],
-        None,
-    )
-    .await;
-    assert_eq!(r.json()["caller"]["admin"], "auditor");
+    // With a directory, people come from it: someone it does not know (or has deleted) is not
+    // created by a sign-in.
+    let newcomer = [("x-forwarded-user", "newcomer"), ("x-forwarded-groups", "security")];
+    let r = as_proxy(&a, Method::GET, "/v1/session", &newcomer, None).await;
+    assert_eq!(r.status, 403, "{:?}", r.json());
+    assert!(a.gate.store.get_principal("newcomer").await.unwrap().is_none());
+    a.gate.store.delete_principal("sam", "test").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let r = as_proxy(&a, Method::GET, "/v1/session", &[("x-forwarded-user", "sam")], None).await;
+    assert_eq!(r.status, 403, "a deleted person stays out");
+    assert!(a.gate.store.get_principal("sam").await.unwrap().is_none());
 }

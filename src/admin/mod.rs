@@ -91,6 +91,9 @@ struct Inner {
     scim: Option<scim::Scim>,
     /// Permits for `/v1` and `/scim/v2` calls in progress.
     calls: tokio::sync::Semaphore,
+    /// Permits for `/auth` calls in progress (apart from the API's, so that anonymous sign-in
+    /// traffic cannot crowd out the API).
+    signins: tokio::sync::Semaphore,
 }
 
 /// Whether a state-changing request comes from another site.
@@ -118,6 +121,7 @@ fn cross_site(req: &Request<Incoming>) -> bool {
 impl Admin {
     pub fn new(store: Store, registry: Registry, auth: Authenticator, api: Api) -> Self {
         let calls = tokio::sync::Semaphore::new(api.config.admin.max_concurrent_calls);
+        let signins = tokio::sync::Semaphore::new(api.config.admin.max_concurrent_calls);
         let signin = signin::SignIn::new(&api.config, store.clone(), auth.clone());
         let scim = scim::Scim::new(api.store.clone(), api.config.clone());
         Self {
@@ -130,6 +134,7 @@ impl Admin {
                 signin,
                 scim,
                 calls,
+                signins,
             }),
         }
     }
@@ -199,7 +204,7 @@ impl Admin {
                 if !read_only && cross_site(&req) {
                     return Err(ApiError::Forbidden("cross-site requests are refused".into()));
                 }
-                let _call = self.inner.calls.try_acquire().map_err(|_| ApiError::Busy)?;
+                let _call = self.inner.signins.try_acquire().map_err(|_| ApiError::Busy)?;
                 self.inner.signin.handle(req, rest, self.inner.api.config.admin.max_body_bytes).await
             }
             _ if !read_only => match segments.as_slice() {

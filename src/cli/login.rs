@@ -54,7 +54,9 @@ fn store(path: &std::path::Path, stored: &Stored) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let tmp = dir.join(format!(".session.json.{}", std::process::id()));
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".session.json.{}", nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()));
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(
@@ -82,10 +84,15 @@ pub async fn login(args: LoginArgs) -> Result<(), CliError> {
     .map_err(CliError::output)?;
     writeln!(err, "Waiting for you to finish signing in...").map_err(CliError::output)?;
     let poll = json!({ "device": start["device"] });
+    let interval = std::time::Duration::from_secs(start["interval_secs"].as_u64().unwrap_or(5).clamp(1, 60));
     loop {
+        let asked = std::time::Instant::now();
         let (status, answer) = client.exchange_json(Method::POST, "/auth/device/token", Some(poll.clone())).await?;
         match status {
-            StatusCode::ACCEPTED => continue,
+            // Not yet: the server usually waited; if it answered at once, wait the interval.
+            StatusCode::ACCEPTED | StatusCode::SERVICE_UNAVAILABLE => {
+                tokio::time::sleep(interval.saturating_sub(asked.elapsed())).await;
+            }
             StatusCode::OK => {
                 let stored: Stored = serde_json::from_value(json!({
                     "admin_url": args.admin_url.trim_end_matches('/'),

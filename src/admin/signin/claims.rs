@@ -34,6 +34,14 @@ pub fn identity_from_claims(
         )));
     }
     let email_verified = claims.get("email_verified").and_then(|v| v.as_bool()) != Some(false);
+    // An id taken from the email claim must be an address the provider has verified, or anyone
+    // who can put an address on a provider account could become that person.
+    if names.id == names.email && claims.get("email_verified").and_then(|v| v.as_bool()) != Some(true) {
+        return Err(OidcError::Claims(format!(
+            "the {:?} claim names the person, but the provider has not verified it (email_verified)",
+            names.id
+        )));
+    }
     let email = text(&names.email).filter(|_| email_verified).map(String::from);
     let name = text(&names.name).or_else(|| text("preferred_username")).map(String::from);
     let groups = match claims.get(&names.groups) {
@@ -47,13 +55,14 @@ pub fn identity_from_claims(
         }
         Some(_) => return Err(OidcError::Claims(format!("the {:?} claim is not a list of names", names.groups))),
     };
+    // Only an org claim names an org here; `identity.oidc.org` fills a missing one at sign-in.
     let org = match &names.org {
         Some(claim) => match text(claim) {
             Some(o) if crate::token::valid_subject_id(o) => Some(o.to_string()),
             Some(_) => return Err(OidcError::Claims(format!("the {claim:?} claim is not an organization id"))),
-            None => config.org.clone(),
+            None => None,
         },
-        None => config.org.clone(),
+        None => None,
     };
     Ok(Identity { id: id.to_string(), name, email, groups, org })
 }
@@ -91,26 +100,44 @@ mod tests {
     fn claims_are_read_as_configured() {
         let c = config(Some("tenant"));
         let i =
-            read(&c, json!({"email": "a@x.io", "name": " A ", "groups": ["eng", 7, "ops"], "tenant": "acme"})).unwrap();
+            read(&c, json!({"email": "a@x.io", "email_verified": true, "name": " A ", "groups": ["eng", 7, "ops"], "tenant": "acme"})).unwrap();
         assert_eq!(i.id, "a@x.io");
         assert_eq!(i.name.as_deref(), Some("A"));
         assert_eq!(i.groups, Some(vec!["eng".into(), "ops".into()]), "non-strings are skipped");
         assert_eq!(i.org.as_deref(), Some("acme"));
         // One group as a string; no groups claim at all; the configured org when no claim.
-        assert_eq!(read(&c, json!({"email": "a@x.io", "groups": "eng"})).unwrap().groups, Some(vec!["eng".into()]));
-        let bare = read(&c, json!({"email": "a@x.io", "preferred_username": "ay"})).unwrap();
-        assert_eq!((bare.groups, bare.org.as_deref(), bare.name.as_deref()), (None, Some("default-org"), Some("ay")));
+        let v = |extra: serde_json::Value| {
+            let mut m = json!({"email": "a@x.io", "email_verified": true});
+            m.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            m
+        };
+        assert_eq!(read(&c, v(json!({"groups": "eng"}))).unwrap().groups, Some(vec!["eng".into()]));
+        let bare = read(&c, v(json!({"preferred_username": "ay"}))).unwrap();
+        assert_eq!((bare.groups, bare.org, bare.name.as_deref()), (None, None, Some("ay")));
+        // An id from an email the provider has not verified is refused.
+        assert!(matches!(read(&c, json!({"email": "a@x.io"})), Err(OidcError::Claims(_))));
+        assert!(matches!(read(&c, json!({"email": "a@x.io", "email_verified": false})), Err(OidcError::Claims(_))));
     }
 
     #[test]
     fn unusable_claims_are_refused_and_unverified_email_is_dropped() {
         let c = config(Some("tenant"));
         assert!(matches!(read(&c, json!({"sub": "x"})), Err(OidcError::Claims(_))), "no id claim");
-        assert!(matches!(read(&c, json!({"email": "a b@x"})), Err(OidcError::Claims(_))), "not a principal id");
-        assert!(matches!(read(&c, json!({"email": "a@x", "groups": {"a": 1}})), Err(OidcError::Claims(_))));
-        assert!(matches!(read(&c, json!({"email": "a@x", "tenant": "no spaces"})), Err(OidcError::Claims(_))));
+        let ok = true;
+        assert!(matches!(read(&c, json!({"email": "a b@x", "email_verified": ok})), Err(OidcError::Claims(_))));
+        assert!(matches!(
+            read(&c, json!({"email": "a@x", "email_verified": ok, "groups": {"a": 1}})),
+            Err(OidcError::Claims(_))
+        ));
+        assert!(matches!(
+            read(&c, json!({"email": "a@x", "email_verified": ok, "tenant": "no spaces"})),
+            Err(OidcError::Claims(_))
+        ));
         let many: Vec<String> = (0..=MAX_GROUPS).map(|i| format!("g{i}")).collect();
-        assert!(matches!(read(&c, json!({"email": "a@x", "groups": many})), Err(OidcError::Claims(_))));
+        assert!(matches!(
+            read(&c, json!({"email": "a@x", "email_verified": ok, "groups": many})),
+            Err(OidcError::Claims(_))
+        ));
         let mut sub = config(None);
         sub.claims.id = "sub".into();
         let i = read(&sub, json!({"sub": "u1", "email": "a@x.io", "email_verified": false})).unwrap();

@@ -83,6 +83,8 @@ struct Inner {
     sealer: Option<Sealer>,
     oidc: Option<Oidc>,
     cookies: Cookies,
+    /// Device sign-ins being waited for at once ([`routes::DEVICE_POLLS`]).
+    device_polls: tokio::sync::Semaphore,
     store: Store,
     auth: Authenticator,
 }
@@ -131,6 +133,7 @@ impl SignIn {
                 sealer,
                 oidc,
                 cookies: Cookies { secure },
+                device_polls: tokio::sync::Semaphore::new(routes::DEVICE_POLLS),
                 store,
                 auth,
             }),
@@ -183,6 +186,13 @@ impl SignIn {
                     "{} is accepted only from the configured auth proxies (identity.trusted_headers.peers)",
                     th.user
                 )));
+            }
+            // A proxy that appends its header instead of replacing the client's would leave two:
+            // neither is guessed at.
+            for name in std::iter::once(&th.user).chain([&th.email, &th.name, &th.groups].into_iter().flatten()) {
+                if headers.get_all(name).iter().count() > 1 {
+                    return Err(ApiError::bad(name.as_str(), "sent more than once"));
+                }
             }
             if mutation && headers.get(CSRF_HEADER).is_none_or(|v| v.is_empty()) {
                 return Err(ApiError::Forbidden(format!("send the {CSRF_HEADER} header with changes")));
@@ -243,11 +253,21 @@ impl SignIn {
     }
 
     /// Creates or updates the principal a sign-in names, from what the provider or proxy says.
+    ///
+    /// With a SCIM directory configured, the directory is where people come from: a sign-in
+    /// never creates one (a person deleted there stays out), and a person it provisioned keeps
+    /// the organization and groups it set. A sign-in never writes `deactivated` or the
+    /// directory's fields: it changes the record it has just read from the store, not the cache.
     async fn upsert(&self, identity: Identity) -> Result<Arc<Principal>, ApiError> {
         let i = &self.inner;
-        let existing = i.auth.cache().principal(&identity.id).await.map_err(lookup_error)?;
-        let mut p =
-            existing.as_deref().cloned().unwrap_or_else(|| Principal { id: identity.id.clone(), ..Default::default() });
+        let cached = i.auth.cache().principal(&identity.id).await.map_err(lookup_error)?;
+        let Some(mut p) = cached
+            .as_deref()
+            .cloned()
+            .or_else(|| (!i.directory).then(|| Principal { id: identity.id.clone(), ..Default::default() }))
+        else {
+            return Err(ApiError::Forbidden("you are not provisioned here: ask for access in the directory".into()));
+        };
         if p.deactivated {
             return Err(ApiError::Forbidden("your account is deactivated".into()));
         }
@@ -259,21 +279,46 @@ impl SignIn {
         if identity.email.is_some() {
             p.email = identity.email;
         }
-        if identity.org.is_some() {
-            p.org = identity.org;
-        }
-        // The directory, when there is one, is where a provisioned person's groups live.
         let provisioned = i.directory && p.created_at.is_some();
+        if !provisioned {
+            // An org claim moves a person; the configured default only fills a missing org.
+            match identity.org {
+                Some(org) => p.org = Some(org),
+                None if p.org.is_none() => p.org = i.identity.oidc.as_ref().and_then(|o| o.org.clone()),
+                None => {}
+            }
+        }
         match identity.groups {
             Some(groups) if !provisioned => i.identity.apply_groups(&mut p, groups, &i.roles),
-            Some(_) => p.admin = i.identity.grants(&p.id, &p.groups, &i.roles).admin,
-            // No groups claim: roles stay as an operator set them; the admin lists still apply.
-            None => p.admin = i.identity.grants(&p.id, &p.groups, &i.roles).admin,
+            // No groups claim, or the directory's person: roles stay; the admin lists still apply.
+            _ => p.admin = i.identity.grants(&p.id, &p.groups, &i.roles).admin,
         }
-        if existing.as_deref() != Some(&p) {
-            i.store.put_principal(&p).await?;
+        if cached.as_deref() == Some(&p) {
+            return Ok(Arc::new(p));
         }
-        Ok(Arc::new(p))
+        // Apply the change to the store's current record (the cache may be a moment behind
+        // another replica or the directory).
+        let mut current = match i.store.get_principal(&p.id).await? {
+            Some(current) if current.deactivated => {
+                return Err(ApiError::Forbidden("your account is deactivated".into()));
+            }
+            Some(current) => current,
+            None if cached.is_some() || i.directory => {
+                return Err(ApiError::Forbidden("you are no longer provisioned here".into()));
+            }
+            None => Principal { id: p.id.clone(), ..Default::default() },
+        };
+        current.display_name = p.display_name;
+        current.email = p.email;
+        if !provisioned {
+            current.org = p.org;
+            current.groups = p.groups;
+            current.roles = p.roles;
+            current.scopes = p.scopes;
+        }
+        current.admin = p.admin;
+        i.store.put_principal(&current).await?;
+        Ok(Arc::new(current))
     }
 }
 

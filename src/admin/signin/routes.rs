@@ -20,6 +20,10 @@ use crate::net::json::json_response;
 /// How long one `POST /auth/device/token` waits for the person before answering `pending`.
 pub const DEVICE_WAIT: Duration = Duration::from_secs(15);
 
+/// Most device sign-ins waited for at once (503 with `Retry-After` beyond): each holds a
+/// connection for up to [`DEVICE_WAIT`] and asks the provider every few seconds.
+pub const DEVICE_POLLS: usize = 4;
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Empty {}
@@ -120,6 +124,7 @@ impl SignIn {
         if remaining == 0 {
             return Err(ApiError::SignIn("the device sign-in expired: run `tokengate login` again".into()));
         }
+        let _poll = self.inner.device_polls.try_acquire().map_err(|_| ApiError::Busy)?;
         let wait = DEVICE_WAIT.min(Duration::from_secs(remaining));
         let identity = match oidc.poll_device(&device, wait).await {
             Ok(identity) => identity,

@@ -149,6 +149,12 @@ fn validate_trusted_headers(raw: RawTrustedHeaders, ctx: &Ctx) -> Result<Trusted
             .map_err(|_| {
                 ctx.error(&format!("identity.trusted_headers.peers[{i}]"), format!("{p:?} is not an address or CIDR"))
             })?;
+        if net.prefix_len() == 0 {
+            return Err(ctx.error(
+                &format!("identity.trusted_headers.peers[{i}]"),
+                "would believe identity headers from anyone: name the auth proxies' addresses",
+            ));
+        }
         peers.push(net.trunc());
     }
     if peers.is_empty() {
